@@ -1,0 +1,28 @@
+"""/health: PostgreSQL and Redis reachable, and how far behind the streams are."""
+
+from django.db import connection
+from django.http import JsonResponse
+
+from workflows.streams import get_streams
+
+
+def health(request):
+    """Open endpoint for load balancers; 503 when a dependency is down."""
+    checks: dict = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure to reach the database is "down", whatever the driver says
+        checks["database"] = f"down: {exc.__class__.__name__}"
+    try:
+        streams = get_streams()
+        streams.ping()
+        checks["redis"] = "ok"
+        checks["streams"] = streams.lag()
+    except Exception as exc:  # likewise for Redis
+        checks["redis"] = f"down: {exc.__class__.__name__}"
+    healthy = checks["database"] == "ok" and checks["redis"] == "ok"
+    return JsonResponse(
+        {"status": "ok" if healthy else "degraded", "checks": checks}, status=200 if healthy else 503
+    )

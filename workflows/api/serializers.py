@@ -1,0 +1,75 @@
+"""Input and output serializers for the workflow API."""
+
+from rest_framework import serializers
+
+from workflows.models import Execution, TaskRun, Workflow
+
+
+class TriggerInput(serializers.Serializer):
+    params = serializers.DictField(required=False, default=dict)
+
+
+class SubmitOutput(serializers.Serializer):
+    workflow_id = serializers.UUIDField()
+    execution_id = serializers.UUIDField()
+    message = serializers.CharField()
+
+
+class WorkflowOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Workflow
+        fields = [
+            "id",
+            "name",
+            "description",
+            "node_count",
+            "timeout_seconds",
+            "content_hash",
+            "created_at",
+            "dag",
+        ]
+
+
+class WorkflowListOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Workflow
+        fields = ["id", "name", "description", "node_count", "timeout_seconds", "created_at"]
+
+
+class ExecutionOutput(serializers.ModelSerializer):
+    execution_id = serializers.UUIDField(source="id")
+    workflow_name = serializers.CharField(source="workflow.name")
+
+    class Meta:
+        model = Execution
+        fields = [
+            "execution_id",
+            "workflow_id",
+            "workflow_name",
+            "status",
+            "total_tasks",
+            "unfinished_tasks",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "deadline",
+        ]
+
+
+class TaskRunOutput(serializers.ModelSerializer):
+    class Meta:
+        model = TaskRun
+        fields = [
+            "node_id",
+            "handler",
+            "status",
+            "attempt",
+            "config",
+            "output",
+            "error",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "worker",
+        ]

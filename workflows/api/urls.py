@@ -1,0 +1,18 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from workflows.api import views
+
+router = SimpleRouter(trailing_slash="/?")
+router.register("executions", views.ExecutionViewSet, basename="execution")
+router.register("workflows", views.WorkflowViewSet, basename="workflow")
+
+urlpatterns = [
+    path("workflow", views.WorkflowSubmitView.as_view(), name="workflow-submit"),
+    path("workflow/trigger/<str:execution_id>", views.WorkflowTriggerView.as_view(), name="workflow-trigger"),
+    path("workflow/<str:execution_id>", views.ExecutionStatusView.as_view(), name="workflow-status"),
+    path(
+        "workflow/<str:execution_id>/results", views.ExecutionResultsView.as_view(), name="workflow-results"
+    ),
+    *router.urls,
+]

@@ -1,0 +1,151 @@
+"""REST API: the seed-compatible /workflow endpoints plus listing of workflows and executions."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from workflows import selectors, services
+from workflows.api.serializers import (
+    ExecutionOutput,
+    SubmitOutput,
+    TaskRunOutput,
+    TriggerInput,
+    WorkflowListOutput,
+    WorkflowOutput,
+)
+from workflows.models import Execution
+
+
+def visible_execution(request: Request, raw_id: str) -> Execution:
+    execution = selectors.execution_for(request.user, services.parse_execution_id(raw_id))
+    if execution is None:
+        raise services.NotFound(f"no execution with id {raw_id!r}")
+    return execution
+
+
+class WorkflowSubmitView(APIView):
+    """POST a workflow definition: validated, stored, and a PENDING execution created."""
+
+    @extend_schema(request=dict, responses={201: SubmitOutput})
+    def post(self, request: Request) -> Response:
+        execution = services.workflow_submit(payload=request.data, owner=request.user)
+        body = {
+            "workflow_id": str(execution.workflow_id),
+            "execution_id": str(execution.id),
+            "message": "Workflow submitted; trigger the execution to run it.",
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class WorkflowTriggerView(APIView):
+    """POST to start a PENDING execution, with optional `params` for `{{ params.x }}` templates."""
+
+    @extend_schema(request=TriggerInput, responses={202: ExecutionOutput})
+    def post(self, request: Request, execution_id: str) -> Response:
+        execution = visible_execution(request, execution_id)
+        data = TriggerInput(data=request.data if request.data else {})
+        data.is_valid(raise_exception=True)
+        execution = services.execution_trigger(execution=execution, params=data.validated_data["params"])
+        body = {
+            "execution_id": str(execution.id),
+            "status": execution.status,
+            "message": "Execution started.",
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class ExecutionStatusView(APIView):
+    """GET an execution's status and node states; DELETE cancels it."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request, execution_id: str) -> Response:
+        return Response(selectors.execution_status(visible_execution(request, execution_id)))
+
+    @extend_schema(responses={200: dict})
+    def delete(self, request: Request, execution_id: str) -> Response:
+        execution = services.execution_cancel(execution=visible_execution(request, execution_id))
+        return Response(
+            {"execution_id": str(execution.id), "status": execution.status, "message": "Execution cancelled."}
+        )
+
+
+class ExecutionResultsView(APIView):
+    """GET the outputs of every completed node."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request, execution_id: str) -> Response:
+        return Response(selectors.execution_results(visible_execution(request, execution_id)))
+
+
+class ExecutionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Executions, newest first; filter with ?status= and ?workflow=."""
+
+    serializer_class = ExecutionOutput
+    lookup_value_regex = "[^/]+"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=list(Execution.Status.values)),
+            OpenApiParameter("workflow", str),
+        ]
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    def get_queryset(self):
+        queryset = selectors.executions_visible_to(self.request.user)
+        wanted = self.request.query_params.get("status")
+        if wanted:
+            if wanted.upper() not in Execution.Status.values:
+                raise services.ServiceError(
+                    f"unknown status {wanted!r}; use one of {list(Execution.Status.values)}"
+                )
+            queryset = queryset.filter(status=wanted.upper())
+        workflow = self.request.query_params.get("workflow")
+        if workflow:
+            queryset = queryset.filter(workflow_id=services.parse_execution_id(workflow))
+        return queryset
+
+    def get_object(self):
+        return visible_execution(self.request, self.kwargs["pk"])
+
+    @action(detail=True, methods=["get"])
+    def tasks(self, request: Request, pk: str) -> Response:
+        """Every task of the execution with its attempt, config, output, error and timings."""
+        runs = selectors.task_runs_of(self.get_object())
+        page = self.paginate_queryset(runs)
+        return self.get_paginated_response(TaskRunOutput(page, many=True).data)
+
+
+class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
+    """Stored workflow definitions; POST .../executions starts another run of one."""
+
+    lookup_value_regex = "[^/]+"
+
+    def get_serializer_class(self):
+        return WorkflowListOutput if self.action == "list" else WorkflowOutput
+
+    def get_queryset(self):
+        return selectors.workflows_visible_to(self.request.user)
+
+    def get_object(self):
+        workflow_id = services.parse_execution_id(self.kwargs["pk"])
+        workflow = self.get_queryset().filter(pk=workflow_id).first()
+        if workflow is None:
+            raise services.NotFound(f"no workflow with id {self.kwargs['pk']!r}")
+        return workflow
+
+    @extend_schema(request=None, responses={201: SubmitOutput})
+    @action(detail=True, methods=["post"])
+    def executions(self, request: Request, pk: str) -> Response:
+        """Create a new PENDING execution of this workflow."""
+        execution = services.execution_create(workflow=self.get_object(), owner=request.user)
+        body = {
+            "workflow_id": str(execution.workflow_id),
+            "execution_id": str(execution.id),
+            "message": "Execution created; trigger it to run.",
+        }
+        return Response(body, status=status.HTTP_201_CREATED)

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+from django.conf import settings
+
+
+class WorkflowsConfig(AppConfig):
+    """Loads the handler registry so the API validates and the workers run the same handlers."""
+
+    name = "workflows"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from workflows.handlers import load_handlers
+
+        load_handlers(settings.HANDLER_MODULES)

@@ -1,0 +1,337 @@
+"""DAG validation and the compiled graph the engine walks. Pure logic, no Django.
+
+`parse_workflow` turns a submitted payload into a `Dag` or raises `DagError` naming the node and
+the problem. All checks are O(V+E) except the ancestor check for templates, which uses one
+integer bitset per node (fast even at the 10,000-node limit).
+"""
+
+import json
+import re
+from collections import deque
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from workflows import templating
+from workflows.conditions import Condition, ConditionError, compile_condition
+
+NODE_ID = re.compile(r"[A-Za-z_][\w-]{0,127}")
+WORKFLOW_KEYS = {"name", "description", "dag", "timeout_seconds", "strict_templates"}
+NODE_KEYS = {"id", "handler", "dependencies", "config", "condition", "retry", "timeout_seconds"}
+RETRY_KEYS = {"max_attempts", "backoff_base", "backoff_max", "jitter"}
+
+
+class DagError(ValueError):
+    """The submitted workflow is invalid; `node` names the offending node when there is one."""
+
+    def __init__(self, message: str, *, code: str = "invalid_dag", node: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.node = node
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node as the engine runs it."""
+
+    id: str
+    handler: str
+    dependencies: tuple[str, ...]
+    config: dict
+    condition: Condition | None = None
+    # Node ids whose outputs this node's config or condition reads (never `params`).
+    references: frozenset[str] = frozenset()
+    retry: dict | None = None
+    timeout_seconds: float | None = None
+
+    def to_json(self) -> dict:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "handler": self.handler,
+            "dependencies": list(self.dependencies),
+            "config": self.config,
+        }
+        if self.condition is not None:
+            data["condition"] = self.condition.source
+        if self.retry is not None:
+            data["retry"] = self.retry
+        if self.timeout_seconds is not None:
+            data["timeout_seconds"] = self.timeout_seconds
+        return data
+
+
+@dataclass(frozen=True)
+class Dag:
+    """A validated workflow: nodes in submission order, children lists, roots."""
+
+    name: str
+    nodes: dict[str, Node]
+    children: dict[str, tuple[str, ...]]
+    roots: tuple[str, ...]
+    description: str = ""
+    timeout_seconds: float | None = None
+    strict_templates: bool = False
+    topological_order: tuple[str, ...] = field(default=(), repr=False)
+
+    def to_json(self) -> dict:
+        """The normalised definition stored with the Workflow; `from_definition` reads it back."""
+        data: dict[str, Any] = {"nodes": [node.to_json() for node in self.nodes.values()]}
+        if self.strict_templates:
+            data["strict_templates"] = True
+        return data
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits applied at submission."""
+
+    max_nodes: int = 10_000
+    max_config_bytes: int = 64 * 1024
+
+
+def parse_workflow(payload: Any, *, handlers: Collection[str], limits: Limits = Limits()) -> Dag:
+    """Validate a submitted workflow payload (`{"name", "dag": {"nodes": [...]}, ...}`)."""
+    if not isinstance(payload, Mapping):
+        raise DagError("the request body must be a JSON object", code="invalid_payload")
+    unknown = set(payload) - WORKFLOW_KEYS
+    if unknown:
+        raise DagError(
+            f"unknown field(s) {sorted(unknown)}; allowed: {sorted(WORKFLOW_KEYS)}",
+            code="invalid_payload",
+        )
+    name = payload.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise DagError("'name' must be a non-empty string of at most 200 characters", code="invalid_payload")
+    description = payload.get("description", "")
+    if not isinstance(description, str):
+        raise DagError("'description' must be a string", code="invalid_payload")
+    timeout = _optional_positive_number(payload.get("timeout_seconds"), "'timeout_seconds'")
+    strict = payload.get("strict_templates", False)
+    if not isinstance(strict, bool):
+        raise DagError("'strict_templates' must be true or false", code="invalid_payload")
+    dag = payload.get("dag")
+    if not isinstance(dag, Mapping) or not isinstance(dag.get("nodes"), list):
+        raise DagError("'dag' must be an object with a 'nodes' list", code="invalid_payload")
+    compiled = build_dag(dag["nodes"], handlers=handlers, limits=limits, strict=strict)
+    return Dag(
+        name=name.strip(),
+        nodes=compiled.nodes,
+        children=compiled.children,
+        roots=compiled.roots,
+        description=description,
+        timeout_seconds=timeout,
+        strict_templates=strict,
+        topological_order=compiled.topological_order,
+    )
+
+
+def from_definition(definition: Mapping, *, name: str = "") -> Dag:
+    """Rebuild a Dag from its stored normalised definition (already validated at submission)."""
+    return build_dag(
+        definition["nodes"],
+        handlers=None,
+        limits=Limits(max_nodes=10**9, max_config_bytes=10**12),
+        strict=bool(definition.get("strict_templates", False)),
+        name=name,
+    )
+
+
+def build_dag(
+    raw_nodes: list,
+    *,
+    handlers: Collection[str] | None,
+    limits: Limits,
+    strict: bool = False,
+    name: str = "",
+) -> Dag:
+    """Check every node, then the graph (dependencies, cycles, template ancestry)."""
+    if not raw_nodes:
+        raise DagError("a workflow needs at least one node")
+    if len(raw_nodes) > limits.max_nodes:
+        raise DagError(
+            f"a workflow may have at most {limits.max_nodes} nodes, got {len(raw_nodes)}",
+            code="too_large",
+        )
+    nodes: dict[str, Node] = {}
+    for position, raw in enumerate(raw_nodes):
+        node = _parse_node(raw, position, handlers, limits)
+        if node.id in nodes:
+            raise DagError(f"duplicate node id {node.id!r}", node=node.id)
+        nodes[node.id] = node
+    children: dict[str, list[str]] = {node_id: [] for node_id in nodes}
+    for node in nodes.values():
+        for dependency in node.dependencies:
+            if dependency not in nodes:
+                raise DagError(f"node {node.id!r} depends on unknown node {dependency!r}", node=node.id)
+            children[dependency].append(node.id)
+    order = _topological_order(nodes, children)
+    _check_references(nodes, order)
+    return Dag(
+        name=name,
+        nodes=nodes,
+        children={node_id: tuple(kids) for node_id, kids in children.items()},
+        roots=tuple(node_id for node_id, node in nodes.items() if not node.dependencies),
+        strict_templates=strict,
+        topological_order=order,
+    )
+
+
+def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limits: Limits) -> Node:
+    if not isinstance(raw, Mapping):
+        raise DagError(f"node #{position} must be an object")
+    node_id = raw.get("id")
+    if not isinstance(node_id, str) or not NODE_ID.fullmatch(node_id):
+        raise DagError(
+            f"node #{position} needs an 'id': letters, digits, '_' or '-', starting with a letter"
+            f" or '_', at most 128 characters (got {node_id!r})"
+        )
+    if node_id == templating.PARAMS:
+        raise DagError("'params' is reserved for trigger parameters", node=node_id)
+    unknown = set(raw) - NODE_KEYS
+    if unknown:
+        raise DagError(
+            f"node {node_id!r} has unknown field(s) {sorted(unknown)}; allowed: {sorted(NODE_KEYS)}",
+            node=node_id,
+        )
+    handler = raw.get("handler")
+    if not isinstance(handler, str) or not handler:
+        raise DagError(f"node {node_id!r} needs a 'handler' string", node=node_id)
+    if handlers is not None and handler not in handlers:
+        raise DagError(
+            f"node {node_id!r} uses unknown handler {handler!r}; known: {sorted(handlers)}",
+            code="unknown_handler",
+            node=node_id,
+        )
+    dependencies = raw.get("dependencies", [])
+    if dependencies is None:
+        dependencies = []
+    if not isinstance(dependencies, list) or not all(isinstance(d, str) for d in dependencies):
+        raise DagError(f"node {node_id!r}: 'dependencies' must be a list of node ids", node=node_id)
+    if node_id in dependencies:
+        raise DagError(f"node {node_id!r} depends on itself", code="cycle", node=node_id)
+    if len(set(dependencies)) != len(dependencies):
+        raise DagError(f"node {node_id!r} lists a dependency twice", node=node_id)
+    config = raw.get("config", {})
+    if config is None:
+        config = {}
+    if not isinstance(config, Mapping):
+        raise DagError(f"node {node_id!r}: 'config' must be an object", node=node_id)
+    size = len(json.dumps(config, separators=(",", ":")).encode())
+    if size > limits.max_config_bytes:
+        raise DagError(
+            f"node {node_id!r}: config is {size} bytes, the limit is {limits.max_config_bytes}",
+            code="too_large",
+            node=node_id,
+        )
+    condition = None
+    if raw.get("condition") is not None:
+        try:
+            condition = compile_condition(raw["condition"])
+        except ConditionError as exc:
+            raise DagError(f"node {node_id!r}: {exc}", code="invalid_condition", node=node_id) from None
+    references = templating.referenced_roots(config)
+    if condition is not None:
+        references |= condition.references
+    references.discard(templating.PARAMS)
+    return Node(
+        id=node_id,
+        handler=handler,
+        dependencies=tuple(dependencies),
+        config=dict(config),
+        condition=condition,
+        references=frozenset(references),
+        retry=_parse_retry(raw.get("retry"), node_id),
+        timeout_seconds=_optional_positive_number(
+            raw.get("timeout_seconds"), f"node {node_id!r}: 'timeout_seconds'", node=node_id
+        ),
+    )
+
+
+def _parse_retry(raw: Any, node_id: str) -> dict | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or set(raw) - RETRY_KEYS:
+        raise DagError(
+            f"node {node_id!r}: 'retry' must be an object with keys from {sorted(RETRY_KEYS)}",
+            node=node_id,
+        )
+    if "max_attempts" in raw and (
+        not isinstance(raw["max_attempts"], int)
+        or isinstance(raw["max_attempts"], bool)
+        or raw["max_attempts"] < 1
+    ):
+        raise DagError(f"node {node_id!r}: retry.max_attempts must be an integer >= 1", node=node_id)
+    for key in ("backoff_base", "backoff_max", "jitter"):
+        if key in raw:
+            value = raw[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise DagError(f"node {node_id!r}: retry.{key} must be a number >= 0", node=node_id)
+    return dict(raw)
+
+
+def _optional_positive_number(value: Any, what: str, *, node: str | None = None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise DagError(f"{what} must be a positive number of seconds", node=node)
+    return value
+
+
+def _topological_order(nodes: Mapping[str, Node], children: Mapping[str, list[str]]) -> tuple[str, ...]:
+    """Kahn's algorithm; on a cycle, raise naming the nodes on it."""
+    indegree = {node_id: len(node.dependencies) for node_id, node in nodes.items()}
+    ready = deque(node_id for node_id, degree in indegree.items() if degree == 0)
+    order = []
+    while ready:
+        node_id = ready.popleft()
+        order.append(node_id)
+        for child in children[node_id]:
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                ready.append(child)
+    if len(order) < len(nodes):
+        cycle = _find_cycle(nodes, {node_id for node_id, degree in indegree.items() if degree > 0})
+        raise DagError(f"cycle detected: {' -> '.join(cycle)}", code="cycle", node=cycle[0])
+    return tuple(order)
+
+
+def _find_cycle(nodes: Mapping[str, Node], stuck: set[str]) -> list[str]:
+    """Walk dependencies inside the unsorted remainder until a node repeats: that loop is a cycle."""
+    current = min(stuck)
+    seen: dict[str, int] = {}
+    path: list[str] = []
+    while current not in seen:
+        seen[current] = len(path)
+        path.append(current)
+        current = next(d for d in nodes[current].dependencies if d in stuck)
+    loop = path[seen[current] :]
+    loop.reverse()  # dependencies point backwards; print in execution order
+    return [*loop, loop[0]]
+
+
+def _check_references(nodes: Mapping[str, Node], order: tuple[str, ...]) -> None:
+    """Templates and conditions may only read ancestors (or `params`)."""
+    if not any(node.references for node in nodes.values()):
+        return
+    bit = {node_id: 1 << index for index, node_id in enumerate(order)}
+    ancestors: dict[str, int] = {}
+    for node_id in order:
+        mask = 0
+        for dependency in nodes[node_id].dependencies:
+            mask |= ancestors[dependency] | bit[dependency]
+        ancestors[node_id] = mask
+    for node_id in order:
+        for referenced in sorted(nodes[node_id].references):
+            if referenced not in nodes:
+                raise DagError(
+                    f"node {node_id!r} references unknown node {referenced!r} in a template",
+                    code="invalid_template",
+                    node=node_id,
+                )
+            if not ancestors[node_id] & bit[referenced]:
+                raise DagError(
+                    f"node {node_id!r} references {referenced!r}, which is not one of its ancestors",
+                    code="invalid_template",
+                    node=node_id,
+                )

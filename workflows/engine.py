@@ -1,0 +1,335 @@
+"""The hot path: apply a batch of completions, release children, dispatch what became ready.
+
+Everything here runs inside the caller's transaction, after the executions involved are locked
+(ordered by id, so concurrent orchestrators never deadlock and never race on one execution).
+Cost per completion is O(out-degree): children are found in the compiled DAG, their dependency
+counters are decremented in one set-based UPDATE, and only the outputs that the ready children's
+templates reference are read back.
+"""
+
+import functools
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.db.models import Q
+from django.utils import timezone
+
+from workflows.bulk_sql import update_from_values
+from workflows.conditions import ConditionError
+from workflows.dag import Dag, from_definition
+from workflows.handlers import get_handler
+from workflows.messages import CompletionMessage, TaskMessage
+from workflows.models import Execution, TaskRun, Workflow
+from workflows.templating import PARAMS, TemplateError, resolve
+
+TASKRUN = TaskRun._meta.db_table
+EXECUTION = Execution._meta.db_table
+OPEN_TASK_STATES = (TaskRun.Status.PENDING, TaskRun.Status.QUEUED, TaskRun.Status.RUNNING)
+
+
+@functools.lru_cache(maxsize=512)
+def dag_for(workflow_id: uuid.UUID) -> Dag:
+    """Compiled DAG of a workflow; definitions never change, so each process compiles once."""
+    workflow = Workflow.objects.only("dag", "name").get(pk=workflow_id)
+    return from_definition(workflow.dag, name=workflow.name)
+
+
+@dataclass
+class Run:
+    """One locked execution and what this transaction has learned and decided about it."""
+
+    id: uuid.UUID
+    status: str
+    params: dict
+    unfinished: int
+    dag: Dag
+    deadline: float | None = None
+    outputs: dict = field(default_factory=dict)
+    finished: int = 0
+    failure: dict | None = None
+
+    def scope(self) -> dict:
+        return {**self.outputs, PARAMS: self.params}
+
+    def fail(self, node_id: str, error: dict) -> None:
+        if self.failure is None:
+            self.failure = {
+                "code": "task_failed",
+                "message": f"node {node_id!r} failed: {error.get('message', 'unknown error')}",
+                "node_id": node_id,
+                "details": error,
+            }
+
+
+def lock_runs(execution_ids: Iterable[str | uuid.UUID]) -> dict[str, Run]:
+    """SELECT ... FOR UPDATE the executions, in id order; keyed by str(id)."""
+    ids = sorted({uuid.UUID(str(i)) for i in execution_ids})
+    rows = (
+        Execution.objects.select_for_update()
+        .filter(id__in=ids)
+        .order_by("id")
+        .values_list("id", "status", "params", "unfinished_tasks", "workflow_id", "deadline")
+    )
+    return {
+        str(row[0]): Run(
+            id=row[0],
+            status=row[1],
+            params=row[2] or {},
+            unfinished=row[3],
+            dag=dag_for(row[4]),
+            deadline=row[5].timestamp() if row[5] else None,
+        )
+        for row in rows
+    }
+
+
+def completions_apply(completions: list[CompletionMessage]) -> list[TaskMessage]:
+    """Record a batch of outcomes; return the tasks to publish once the transaction commits."""
+    unique = list({(c.task_id, c.attempt): c for c in completions}.values())
+    runs = lock_runs(c.execution_id for c in unique)
+    live = [
+        c
+        for c in unique
+        if c.execution_id in runs and runs[c.execution_id].status == Execution.Status.RUNNING
+    ]
+    accepted = _record_outcomes(live)
+    succeeded = []
+    for completion in live:
+        if completion.task_id not in accepted:
+            continue  # duplicate, or a late attempt fenced off
+        run = runs[completion.execution_id]
+        run.finished += 1
+        if completion.ok:
+            run.outputs[completion.node_id] = completion.output
+            succeeded.append((run, completion.node_id))
+        elif completion.exhausted:
+            run.fail(completion.node_id, completion.error or {})
+    ready = _release_children(succeeded)
+    messages = advance(ready)
+    finish_runs(runs.values())
+    return [m for m in messages if runs[m.execution_id].failure is None]
+
+
+def execution_start(run: Run) -> list[TaskMessage]:
+    """Queue (or skip) the roots of a just-started execution; caller has locked and marked it."""
+    roots = TaskRun.objects.filter(execution_id=run.id, node_id__in=run.dag.roots).values_list(
+        "id", "node_id"
+    )
+    messages = advance([(run, node_id, pk) for pk, node_id in roots])
+    finish_runs([run])
+    return messages if run.failure is None else []
+
+
+def advance(ready: list[tuple[Run, str, int]]) -> list[TaskMessage]:
+    """Evaluate conditions and templates of ready nodes: queue them, or skip and release children."""
+    messages: list[TaskMessage] = []
+    while ready:
+        _load_outputs(ready)
+        queued, skipped = [], []
+        for run, node_id, pk in ready:
+            if run.failure is not None:
+                continue
+            node = run.dag.nodes[node_id]
+            scope = run.scope()
+            try:
+                if node.condition is not None and not node.condition.evaluate(scope):
+                    skipped.append((run, node_id, pk))
+                    continue
+                config = resolve(node.config, scope, strict=run.dag.strict_templates)
+            except (ConditionError, TemplateError) as exc:
+                _fail_before_dispatch(run, node_id, pk, exc)
+                continue
+            queued.append((run, node_id, pk, config))
+        messages.extend(_mark_queued(queued))
+        _mark_skipped(skipped)
+        ready = _release_children([(run, node_id) for run, node_id, _ in skipped])
+    return messages
+
+
+def finish_runs(runs: Iterable[Run]) -> None:
+    """Write each execution's counters and, where it ended, its terminal status."""
+    now = timezone.now()
+    rows = []
+    for run in runs:
+        if run.failure is not None:
+            TaskRun.objects.filter(execution_id=run.id, status__in=OPEN_TASK_STATES).update(
+                status=TaskRun.Status.CANCELLED, finished_at=now
+            )
+            rows.append((run.id, Execution.Status.FAILED, 0, now, run.failure))
+        elif run.finished:
+            run.unfinished -= run.finished
+            if run.unfinished <= 0:
+                rows.append((run.id, Execution.Status.COMPLETED, 0, now, None))
+            else:
+                rows.append((run.id, run.status, run.unfinished, None, None))
+    update_from_values(
+        EXECUTION,
+        columns=[
+            ("v_id", "uuid"),
+            ("v_status", "text"),
+            ("v_unfinished", "int"),
+            ("v_finished", "timestamp"),
+            ("v_error", "json"),
+        ],
+        rows=rows,
+        assignments="status = v.v_status, unfinished_tasks = v.v_unfinished, "
+        "finished_at = v.v_finished, error = v.v_error",
+        where=f"{EXECUTION}.id = v.v_id",
+    )
+
+
+def _record_outcomes(completions: list[CompletionMessage]) -> set[int]:
+    """Fenced update: only the current attempt of a QUEUED/RUNNING task is recorded."""
+    rows = [
+        (
+            c.task_id,
+            c.execution_id,
+            c.attempt,
+            TaskRun.Status.COMPLETED if c.ok else TaskRun.Status.FAILED,
+            c.output if c.ok else None,
+            None if c.ok else (c.error or {"message": "unknown error"}),
+            _from_epoch(c.started_at),
+            _from_epoch(c.finished_at) or timezone.now(),
+            c.worker[:200],
+        )
+        for c in completions
+    ]
+    returned = update_from_values(
+        TASKRUN,
+        columns=[
+            ("v_task", "int"),
+            ("v_execution", "uuid"),
+            ("v_attempt", "int"),
+            ("v_status", "text"),
+            ("v_output", "json"),
+            ("v_error", "json"),
+            ("v_started", "timestamp"),
+            ("v_finished", "timestamp"),
+            ("v_worker", "text"),
+        ],
+        rows=rows,
+        assignments="status = v.v_status, output = v.v_output, error = v.v_error, "
+        "started_at = v.v_started, finished_at = v.v_finished, worker = v.v_worker",
+        where=f"{TASKRUN}.id = v.v_task AND {TASKRUN}.execution_id = v.v_execution "
+        f"AND {TASKRUN}.attempt = v.v_attempt AND {TASKRUN}.status IN ('QUEUED', 'RUNNING')",
+        returning="id",
+    )
+    return {row[0] for row in returned}
+
+
+def _release_children(done: list[tuple[Run, str]]) -> list[tuple[Run, str, int]]:
+    """Decrement the dependency counters of the children of `done`; return those now at zero."""
+    counts: Counter = Counter()
+    runs: dict[str, Run] = {}
+    for run, node_id in done:
+        runs[str(run.id)] = run
+        for child in run.dag.children[node_id]:
+            counts[(str(run.id), child)] += 1
+    returned = update_from_values(
+        TASKRUN,
+        columns=[("v_execution", "uuid"), ("v_node", "text"), ("v_count", "int")],
+        rows=[(execution_id, node_id, n) for (execution_id, node_id), n in counts.items()],
+        assignments="pending_dependencies = pending_dependencies - v.v_count",
+        where=f"{TASKRUN}.execution_id = v.v_execution AND {TASKRUN}.node_id = v.v_node",
+        returning="id, execution_id, node_id, pending_dependencies, status",
+    )
+    return [
+        (runs[str(uuid.UUID(str(execution_id)))], node_id, pk)
+        for pk, execution_id, node_id, pending, status in returned
+        if pending == 0 and status == TaskRun.Status.PENDING
+    ]
+
+
+def _load_outputs(ready: list[tuple[Run, str, int]]) -> None:
+    """Read the outputs the ready nodes need (template references, upstream) that are not in memory."""
+    wanted: dict[str, set[str]] = {}
+    runs: dict[str, Run] = {}
+    for run, node_id, _ in ready:
+        node = run.dag.nodes[node_id]
+        needed = set(node.references)
+        registered = get_handler(node.handler)
+        if registered is not None and registered.upstream:
+            needed.update(node.dependencies)
+        needed -= run.outputs.keys()
+        if needed:
+            wanted.setdefault(str(run.id), set()).update(needed)
+            runs[str(run.id)] = run
+    if not wanted:
+        return
+    query = Q()
+    for execution_id, node_ids in wanted.items():
+        query |= Q(execution_id=execution_id, node_id__in=node_ids)
+    for execution_id, node_id, output, status in TaskRun.objects.filter(query).values_list(
+        "execution_id", "node_id", "output", "status"
+    ):
+        if status == TaskRun.Status.COMPLETED:
+            runs[str(execution_id)].outputs[node_id] = output
+
+
+def _mark_queued(queued: list[tuple[Run, str, int, dict]]) -> list[TaskMessage]:
+    """Mark ready nodes QUEUED with their resolved config and a new attempt; build their messages."""
+    if not queued:
+        return []
+    now = timezone.now()
+    returned = update_from_values(
+        TASKRUN,
+        columns=[("v_task", "int"), ("v_config", "json"), ("v_queued", "timestamp")],
+        rows=[(pk, config, now) for _, _, pk, config in queued],
+        assignments="status = 'QUEUED', attempt = attempt + 1, config = v.v_config, queued_at = v.v_queued",
+        where=f"{TASKRUN}.id = v.v_task",
+        returning="id, attempt",
+    )
+    attempts = dict(returned)
+    messages = []
+    for run, node_id, pk, config in queued:
+        node = run.dag.nodes[node_id]
+        registered = get_handler(node.handler)
+        upstream = None
+        if registered is not None and registered.upstream:
+            upstream = {d: run.outputs.get(d) for d in node.dependencies}
+        messages.append(
+            TaskMessage(
+                task_id=pk,
+                execution_id=str(run.id),
+                node_id=node_id,
+                handler=node.handler,
+                attempt=attempts[pk],
+                config=config,
+                params=run.params,
+                upstream=upstream,
+                deadline=run.deadline,
+                timeout_seconds=node.timeout_seconds,
+            )
+        )
+    return messages
+
+
+def _mark_skipped(skipped: list[tuple[Run, str, int]]) -> None:
+    if not skipped:
+        return
+    TaskRun.objects.filter(id__in=[pk for _, _, pk in skipped]).update(
+        status=TaskRun.Status.SKIPPED, finished_at=timezone.now()
+    )
+    for run, _, _ in skipped:
+        run.finished += 1
+
+
+def _fail_before_dispatch(run: Run, node_id: str, pk: int, exc: Exception) -> None:
+    """A condition or template that cannot be evaluated fails its node; retrying cannot help."""
+    error = {
+        "code": "invalid_template" if isinstance(exc, TemplateError) else "invalid_condition",
+        "category": "validation",
+        "message": str(exc),
+        "permanent": True,
+    }
+    TaskRun.objects.filter(id=pk).update(
+        status=TaskRun.Status.FAILED, error=error, finished_at=timezone.now()
+    )
+    run.fail(node_id, error)
+
+
+def _from_epoch(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, tz=UTC) if value else None

@@ -1,0 +1,28 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from workflows.orchestrator import Orchestrator
+from workflows.runner import StopFlag, consumer_name, run_until_stopped
+from workflows.streams import get_streams
+
+
+class Command(BaseCommand):
+    help = "Apply task completions and dispatch what became ready (competing consumers)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--batch-size", type=int, default=settings.ORCHESTRATOR_BATCH_SIZE)
+        parser.add_argument("--once", action="store_true", help="one batch, then exit")
+
+    def handle(self, *args, batch_size, once, **options):
+        stop = StopFlag()
+        stop.install()
+        streams = get_streams()
+        streams.ensure_groups()
+        orchestrator = Orchestrator(
+            streams,
+            consumer=consumer_name("orchestrator"),
+            batch_size=batch_size,
+            block_ms=settings.RUNNER_BLOCK_MS,
+        )
+        self.stdout.write(f"orchestrator {orchestrator.consumer} started, batch size {batch_size}")
+        run_until_stopped(orchestrator.step, stop, once=once)

@@ -1,0 +1,31 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from workflows.runner import StopFlag, consumer_name, run_until_stopped
+from workflows.streams import get_streams
+from workflows.worker import Worker
+
+
+class Command(BaseCommand):
+    help = "Run handlers for tasks from the task stream (a competing consumer; start as many as you like)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--concurrency", type=int, default=settings.WORKER_CONCURRENCY)
+        parser.add_argument("--drain-timeout", type=float, default=30.0)
+        parser.add_argument("--once", action="store_true", help="one read, then drain and exit")
+
+    def handle(self, *args, concurrency, drain_timeout, once, **options):
+        stop = StopFlag()
+        stop.install()
+        streams = get_streams()
+        streams.ensure_groups()
+        worker = Worker(
+            streams,
+            consumer=consumer_name("worker"),
+            concurrency=concurrency,
+            block_ms=settings.RUNNER_BLOCK_MS,
+        )
+        self.stdout.write(f"worker {worker.consumer} started, concurrency {concurrency}")
+        run_until_stopped(worker.step, stop, once=once)
+        if not worker.drain(drain_timeout):
+            self.stderr.write("drain timed out; unfinished tasks will be reclaimed")

@@ -1,0 +1,83 @@
+"""Task and completion messages as they travel on Redis Streams. Pure logic, no Django.
+
+Each entry has two fields: `v` (schema version, "major.minor") and `body` (JSON). Readers ignore
+unknown fields, default missing optional ones, and reject an unknown major version.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+SCHEMA_VERSION = "1.0"
+SUPPORTED_MAJOR = "1"
+
+
+class MessageError(ValueError):
+    """A stream entry that cannot be decoded: wrong version, bad JSON or missing fields."""
+
+
+@dataclass(frozen=True)
+class TaskMessage:
+    """One task to run: the TaskRun id plus everything a worker needs without the database."""
+
+    task_id: int
+    execution_id: str
+    node_id: str
+    handler: str
+    attempt: int
+    config: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    upstream: dict | None = None
+    deadline: float | None = None
+    timeout_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class CompletionMessage:
+    """One task's outcome, fenced by `attempt` when the orchestrator records it."""
+
+    task_id: int
+    execution_id: str
+    node_id: str
+    attempt: int
+    ok: bool
+    output: dict | None = None
+    error: dict | None = None
+    exhausted: bool = True
+    started_at: float | None = None
+    finished_at: float | None = None
+    worker: str = ""
+
+
+def encode(message: TaskMessage | CompletionMessage) -> dict[str, str]:
+    """Stream fields for XADD."""
+    return {"v": SCHEMA_VERSION, "body": json.dumps(asdict(message), separators=(",", ":"))}
+
+
+def decode_task(entry: dict) -> TaskMessage:
+    return _decode(entry, TaskMessage)
+
+
+def decode_completion(entry: dict) -> CompletionMessage:
+    return _decode(entry, CompletionMessage)
+
+
+def _decode(entry: dict, kind: type) -> Any:
+    version = _text(entry.get(b"v", entry.get("v")))
+    if version is None or version.split(".", 1)[0] != SUPPORTED_MAJOR:
+        raise MessageError(f"unsupported message schema version {version!r}")
+    try:
+        body = json.loads(entry.get(b"body", entry.get("body")))
+    except (TypeError, ValueError) as exc:
+        raise MessageError(f"message body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise MessageError("message body must be a JSON object")
+    known = {f.name for f in fields(kind)}
+    try:
+        return kind(**{key: value for key, value in body.items() if key in known})
+    except TypeError as exc:
+        raise MessageError(f"incomplete {kind.__name__}: {exc}") from None
+
+
+def _text(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,138 @@
+"""Workflow definitions, their executions and one TaskRun per node per execution.
+
+PostgreSQL is the source of truth: everything a user sees is here and survives a Redis flush.
+The orchestrator is the only hot-path writer of Execution and TaskRun rows.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Workflow(models.Model):
+    """A validated, normalised DAG definition."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    dag = models.JSONField()
+    content_hash = models.CharField(max_length=64)
+    node_count = models.PositiveIntegerField()
+    timeout_seconds = models.FloatField(null=True, blank=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # API workflow list: newest first per owner.
+            models.Index(fields=["owner", "-created_at"], name="workflow_owner_created"),
+            models.Index(fields=["content_hash"], name="workflow_content_hash"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+
+class Execution(models.Model):
+    """One run of a workflow."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        RUNNING = "RUNNING"
+        COMPLETED = "COMPLETED"
+        FAILED = "FAILED"
+        CANCELLED = "CANCELLED"
+        TIMED_OUT = "TIMED_OUT"
+
+    TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT})
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="executions")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    params = models.JSONField(default=dict, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    # Maintained by the orchestrator in the same transaction as the TaskRun changes, so the
+    # status endpoint and completion detection never count rows.
+    total_tasks = models.PositiveIntegerField()
+    unfinished_tasks = models.PositiveIntegerField()
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deadline = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # API execution list and dashboard: filter by status, newest first.
+            models.Index(fields=["status", "-created_at"], name="execution_status_created"),
+            models.Index(fields=["owner", "-created_at"], name="execution_owner_created"),
+            # Reaper: running executions past their deadline.
+            models.Index(
+                fields=["deadline"],
+                name="execution_running_deadline",
+                condition=models.Q(status="RUNNING", deadline__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow.name} / {self.id} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL
+
+
+class TaskRun(models.Model):
+    """One node of one execution: its state, resolved config, output or error, and timings."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        QUEUED = "QUEUED"
+        RUNNING = "RUNNING"
+        COMPLETED = "COMPLETED"
+        FAILED = "FAILED"
+        SKIPPED = "SKIPPED"
+        CANCELLED = "CANCELLED"
+
+    TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.SKIPPED, Status.CANCELLED})
+    # A dependency in one of these states lets its children proceed.
+    SATISFIED = frozenset({Status.COMPLETED, Status.SKIPPED})
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="task_runs")
+    node_id = models.CharField(max_length=128)
+    handler = models.CharField(max_length=100)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempt = models.PositiveIntegerField(default=0)
+    pending_dependencies = models.PositiveIntegerField()
+    config = models.JSONField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # Orchestrator resolves children by (execution, node id); also the fencing key.
+            models.UniqueConstraint(fields=["execution", "node_id"], name="taskrun_execution_node"),
+        ]
+        indexes = [
+            # Reaper: QUEUED tasks whose publish may have been lost, oldest first.
+            models.Index(
+                fields=["queued_at"],
+                name="taskrun_queued_at",
+                condition=models.Q(status="QUEUED"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node_id} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL

@@ -1,0 +1,152 @@
+"""State transitions a user asks for: submit, start, trigger, cancel. Views and commands call these."""
+
+import hashlib
+import json
+import uuid
+from datetime import timedelta
+
+import structlog
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from workflows import engine
+from workflows.dag import Dag, Limits, parse_workflow
+from workflows.handlers import handler_names
+from workflows.models import Execution, TaskRun, Workflow
+from workflows.streams import get_streams
+
+log = structlog.get_logger(__name__)
+
+
+class ServiceError(Exception):
+    """A request that cannot be carried out as asked; `status` is the HTTP status to answer with."""
+
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, message: str, *, code: str | None = None, details: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.code
+        self.details = details or {}
+
+
+class NotFound(ServiceError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ServiceError):
+    status = 409
+    code = "conflict"
+
+
+def workflow_submit(*, payload: object, owner) -> Execution:
+    """Validate a workflow, store it, and create its first (PENDING) execution."""
+    dag = parse_workflow(
+        payload,
+        handlers=handler_names(),
+        limits=Limits(max_nodes=settings.DAG_MAX_NODES, max_config_bytes=settings.DAG_MAX_CONFIG_BYTES),
+    )
+    definition = dag.to_json()
+    canonical = json.dumps(
+        {"name": dag.name, "timeout_seconds": dag.timeout_seconds, "dag": definition},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    with transaction.atomic():
+        workflow = Workflow.objects.create(
+            name=dag.name,
+            description=dag.description,
+            dag=definition,
+            content_hash=hashlib.sha256(canonical.encode()).hexdigest(),
+            node_count=len(dag.nodes),
+            timeout_seconds=dag.timeout_seconds,
+            owner=owner,
+        )
+        return execution_create(workflow=workflow, owner=owner, dag=dag)
+
+
+def execution_create(*, workflow: Workflow, owner, dag: Dag | None = None) -> Execution:
+    """A new PENDING execution of `workflow`, with one PENDING TaskRun per node."""
+    dag = dag or engine.dag_for(workflow.id)
+    with transaction.atomic():
+        execution = Execution.objects.create(
+            workflow=workflow,
+            total_tasks=len(dag.nodes),
+            unfinished_tasks=len(dag.nodes),
+            owner=owner,
+        )
+        TaskRun.objects.bulk_create(
+            [
+                TaskRun(
+                    execution=execution,
+                    node_id=node.id,
+                    handler=node.handler,
+                    pending_dependencies=len(node.dependencies),
+                )
+                for node in dag.nodes.values()
+            ],
+            batch_size=2000,
+        )
+    return execution
+
+
+def execution_trigger(*, execution: Execution, params: dict) -> Execution:
+    """Start a PENDING execution: mark it RUNNING, queue its roots, publish them after commit."""
+    with transaction.atomic():
+        run = engine.lock_runs([execution.id]).get(str(execution.id))
+        if run is None:
+            raise NotFound("execution not found")
+        if run.status != Execution.Status.PENDING:
+            raise Conflict(
+                f"execution is {run.status}; only a PENDING execution can be triggered",
+                code="not_pending",
+            )
+        now = timezone.now()
+        timeout = execution.workflow.timeout_seconds
+        deadline = now + timedelta(seconds=timeout) if timeout else None
+        Execution.objects.filter(pk=execution.pk).update(
+            status=Execution.Status.RUNNING, started_at=now, params=params, deadline=deadline
+        )
+        run.status, run.params = Execution.Status.RUNNING, params
+        run.deadline = deadline.timestamp() if deadline else None
+        messages = engine.execution_start(run)
+        streams = get_streams()
+        transaction.on_commit(lambda: streams.publish_tasks(messages), robust=True)
+    log.info("execution_triggered", execution_id=str(execution.id), roots=len(messages))
+    execution.refresh_from_db()
+    return execution
+
+
+def execution_cancel(*, execution: Execution) -> Execution:
+    """Cancel a PENDING or RUNNING execution and everything in it that has not finished."""
+    with transaction.atomic():
+        run = engine.lock_runs([execution.id]).get(str(execution.id))
+        if run is None:
+            raise NotFound("execution not found")
+        if run.status in Execution.TERMINAL:
+            raise Conflict(f"execution is already {run.status}", code="already_finished")
+        now = timezone.now()
+        TaskRun.objects.filter(execution_id=execution.id, status__in=engine.OPEN_TASK_STATES).update(
+            status=TaskRun.Status.CANCELLED, finished_at=now
+        )
+        Execution.objects.filter(pk=execution.pk).update(
+            status=Execution.Status.CANCELLED,
+            finished_at=now,
+            error={"code": "cancelled", "message": "cancelled by request"},
+        )
+        streams = get_streams()
+        transaction.on_commit(lambda: streams.set_cancelled(str(execution.id)), robust=True)
+    log.info("execution_cancelled", execution_id=str(execution.id))
+    execution.refresh_from_db()
+    return execution
+
+
+def parse_execution_id(raw: str) -> uuid.UUID:
+    """A UUID from a URL, or NotFound (an id that is not a UUID names no execution)."""
+    try:
+        return uuid.UUID(str(raw))
+    except ValueError:
+        raise NotFound(f"no execution with id {raw!r}") from None

