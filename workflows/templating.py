@@ -10,6 +10,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 EXPRESSION = re.compile(r"\{\{\s*([A-Za-z_][\w-]*(?:\.[\w-]+)*)\s*\}\}")
+# List indexes in a path; ASCII digits only, so int() cannot fail on `--1` or `²`.
+INDEX = re.compile(r"-?[0-9]+")
 PARAMS = "params"
 MISSING = object()
 
@@ -43,7 +45,7 @@ def lookup(path: str, scope: Mapping[str, Any]) -> Any:
     for part in path.split("."):
         if isinstance(current, Mapping):
             current = current.get(part, MISSING)
-        elif isinstance(current, list) and part.lstrip("-").isdigit():
+        elif isinstance(current, list) and INDEX.fullmatch(part):
             index = int(part)
             current = current[index] if -len(current) <= index < len(current) else MISSING
         else:
@@ -66,7 +68,8 @@ def resolve(value: Any, scope: Mapping[str, Any], *, strict: bool = False) -> An
         return _resolve_string(value, scope, strict)
     if isinstance(value, Mapping):
         return {
-            _resolve_string(k, scope, strict) if isinstance(k, str) else k: resolve(v, scope, strict=strict)
+            # Keys are always text: a whole-expression key must not become a list or dict.
+            interpolate(k, scope, strict=strict) if isinstance(k, str) else k: resolve(v, scope, strict=strict)
             for k, v in value.items()
         }
     if isinstance(value, list):
@@ -85,6 +88,12 @@ def _resolve_string(text: str, scope: Mapping[str, Any], strict: bool) -> Any:
         if strict:
             raise TemplateError(f"unresolved reference {{{{ {whole.group(1)} }}}}")
         return text
+
+    return interpolate(text, scope, strict=strict)
+
+
+def interpolate(text: str, scope: Mapping[str, Any], *, strict: bool = False) -> str:
+    """Render every reference in `text` as text, whatever the referenced value's type."""
 
     def substitute(match: re.Match) -> str:
         found = lookup(match.group(1), scope)
