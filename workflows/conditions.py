@@ -42,6 +42,8 @@ COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "not in": lambda a, b: a not in b,
 }
 MAX_LENGTH = 4096
+# Parentheses, `not` and list brackets recurse; bounded so a 4 KiB condition cannot exhaust the stack.
+MAX_NESTING = 32
 
 
 class ConditionError(ValueError):
@@ -95,6 +97,7 @@ class _Parser:
     def __init__(self, tokens: list[tuple[str, str]]):
         self.tokens = tokens
         self.index = 0
+        self.depth = 0
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
@@ -105,6 +108,15 @@ class _Parser:
             raise ConditionError("condition ends unexpectedly")
         self.index += 1
         return token
+
+    def nested(self, parse: Callable[[], tuple]) -> tuple:
+        if self.depth >= MAX_NESTING:
+            raise ConditionError(f"condition is nested more than {MAX_NESTING} levels deep")
+        self.depth += 1
+        try:
+            return parse()
+        finally:
+            self.depth -= 1
 
     def at_word(self, word: str) -> bool:
         token = self.peek()
@@ -131,7 +143,7 @@ class _Parser:
     def negation(self) -> tuple:
         if self.at_word("not"):
             self.take()
-            return ("not", self.negation())
+            return ("not", self.nested(self.negation))
         return self.comparison()
 
     def comparison(self) -> tuple:
@@ -164,7 +176,7 @@ class _Parser:
         if kind == "word" and text.lower() in CONSTANTS:
             return ("const", CONSTANTS[text.lower()])
         if kind == "op" and text == "(":
-            inner = self.expression()
+            inner = self.nested(self.expression)
             if not self.at_op(")"):
                 raise ConditionError("missing ')' in condition")
             self.take()
@@ -172,7 +184,7 @@ class _Parser:
         if kind == "op" and text == "[":
             items = []
             while not self.at_op("]"):
-                items.append(self.primary())
+                items.append(self.nested(self.primary))
                 if self.at_op(","):
                     self.take()
                 elif not self.at_op("]"):
@@ -196,7 +208,7 @@ def _evaluate(node: tuple, scope: Mapping[str, Any]) -> Any:
         found = templating.lookup(node[1], scope)
         return None if found is templating.MISSING else found
     if kind == "text":
-        return templating.resolve(node[1], scope)
+        return templating.interpolate(node[1], scope)
     if kind == "list":
         return [_evaluate(item, scope) for item in node[1]]
     if kind == "not":

@@ -158,7 +158,10 @@ class Streams:
 @functools.cache
 def redis_client() -> redis.Redis:
     """One connection pool per process, from REDIS_URL."""
-    return redis.Redis.from_url(settings.REDIS_URL, health_check_interval=30, socket_keepalive=True)
+    options = {"health_check_interval": 30}
+    if not settings.REDIS_URL.startswith("unix://"):
+        options["socket_keepalive"] = True
+    return redis.Redis.from_url(settings.REDIS_URL, **options)
 
 
 def get_streams() -> Streams:

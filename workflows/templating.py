@@ -67,9 +67,11 @@ def resolve(value: Any, scope: Mapping[str, Any], *, strict: bool = False) -> An
     if isinstance(value, str):
         return _resolve_string(value, scope, strict)
     if isinstance(value, Mapping):
+        # Keys are always text: a whole-expression key must not turn into a list or dict.
         return {
-            # Keys are always text: a whole-expression key must not become a list or dict.
-            interpolate(k, scope, strict=strict) if isinstance(k, str) else k: resolve(v, scope, strict=strict)
+            interpolate(k, scope, strict=strict) if isinstance(k, str) else k: resolve(
+                v, scope, strict=strict
+            )
             for k, v in value.items()
         }
     if isinstance(value, list):
@@ -88,7 +90,6 @@ def _resolve_string(text: str, scope: Mapping[str, Any], strict: bool) -> Any:
         if strict:
             raise TemplateError(f"unresolved reference {{{{ {whole.group(1)} }}}}")
         return text
-
     return interpolate(text, scope, strict=strict)
 
 
