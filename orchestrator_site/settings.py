@@ -50,12 +50,8 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG and env_bool("REQUIRE_SECRET_KEY", False):
-        raise ImproperlyConfigured("SECRET_KEY must be set in production")
-    # Development fallback only; production sets SECRET_KEY (see README, `check --deploy`).
-    SECRET_KEY = "dev-insecure-" + "x" * 50
+# The fallback is for laptops only; its prefix makes `manage.py check --deploy` reject it.
+SECRET_KEY = os.environ.get("SECRET_KEY") or "django-insecure-laptop-only-set-SECRET_KEY-in-production"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 

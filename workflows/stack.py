@@ -4,6 +4,8 @@ Children that die are restarted; Ctrl-C or SIGTERM stops them all (SIGTERM, then
 the drain bound) and the embedded Redis last, so nothing in flight is lost.
 """
 
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
@@ -17,6 +19,7 @@ from django.conf import settings
 from workflows.runner import StopFlag
 
 DRAIN_SECONDS = 35.0
+PR_SET_PDEATHSIG = 1
 
 
 class Stack:
@@ -85,7 +88,9 @@ class Stack:
 
     def _spawn(self, name: str, env: dict) -> None:
         # Own process group: a terminal's Ctrl-C reaches only us, and we stop children in order.
-        self.children[name] = subprocess.Popen(self.commands[name], env=env, start_new_session=True)
+        self.children[name] = subprocess.Popen(
+            self.commands[name], env=env, start_new_session=True, preexec_fn=terminate_with_parent
+        )
 
     def _shutdown(self) -> None:
         self.out.write("stopping: draining workers and orchestrators ...")
@@ -102,6 +107,15 @@ class Stack:
             self.redis.send_signal(signal.SIGTERM)
             self.redis.wait(timeout=10)
         self.out.write("stopped.")
+
+
+def terminate_with_parent() -> None:
+    """In the child: get SIGTERM if runstack dies without stopping us (kill -9), so no orphans."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: children outlive a killed runstack
 
 
 def start_embedded_redis(var_dir: Path) -> subprocess.Popen | None:

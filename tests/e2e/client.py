@@ -1,0 +1,91 @@
+"""Drives the engine the way a user does: the REST API, polled until executions end."""
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
+# Overall bound on any wait; generous, since what is tested is the outcome, not the speed.
+WAIT_SECONDS = 60.0
+POLL_INTERVAL_SECONDS = 0.1
+
+
+def poll_until(check: Callable[[], Any], *, what: str, timeout: float = WAIT_SECONDS) -> Any:
+    """Call `check` until it returns something truthy (returned), or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {timeout:.0f} s waiting for {what}")
+        time.sleep(POLL_INTERVAL_SECONDS)
+
+
+class WorkflowApi:
+    """The /api/v1 endpoints an end-to-end test needs, each checking its HTTP status."""
+
+    def __init__(self, client: APIClient):
+        self.client = client
+
+    def submit(self, payload: dict) -> dict:
+        """POST /workflow; returns {"workflow_id", "execution_id", ...}."""
+        return self._expect(self.client.post("/api/v1/workflow", payload, format="json"), 201)
+
+    def new_execution(self, workflow_id: str) -> str:
+        """POST /workflows/{id}/executions; returns the new execution's id."""
+        response = self.client.post(f"/api/v1/workflows/{workflow_id}/executions", format="json")
+        return self._expect(response, 201)["execution_id"]
+
+    def trigger(self, execution_id: str, params: dict | None = None) -> dict:
+        body = {} if params is None else {"params": params}
+        response = self.client.post(f"/api/v1/workflow/trigger/{execution_id}", body, format="json")
+        return self._expect(response, 202)
+
+    def status(self, execution_id: str) -> dict:
+        return self._expect(self.client.get(f"/api/v1/workflow/{execution_id}"), 200)
+
+    def cancel(self, execution_id: str) -> dict:
+        return self._expect(self.client.delete(f"/api/v1/workflow/{execution_id}"), 200)
+
+    def outputs(self, execution_id: str) -> dict:
+        """Outputs of the completed nodes, by node id."""
+        return self._expect(self.client.get(f"/api/v1/workflow/{execution_id}/results"), 200)["outputs"]
+
+    def tasks(self, execution_id: str) -> dict[str, dict]:
+        """Every task run (status, attempt, resolved config, output, ...), by node id."""
+        response = self.client.get(f"/api/v1/executions/{execution_id}/tasks", {"limit": 10_000})
+        return {task["node_id"]: task for task in self._expect(response, 200)["results"]}
+
+    def run(self, payload: dict, params: dict | None = None) -> str:
+        """Submit and trigger; returns the execution id."""
+        execution_id = self.submit(payload)["execution_id"]
+        self.trigger(execution_id, params)
+        return execution_id
+
+    def wait_for_end(self, execution_id: str) -> dict:
+        """Poll the status until the execution is terminal; returns the final status."""
+        last: dict = {}
+
+        def ended() -> dict | None:
+            last.update(self.status(execution_id))
+            return last if last["status"] in TERMINAL_STATUSES else None
+
+        try:
+            return poll_until(ended, what=f"execution {execution_id} to end")
+        except pytest.fail.Exception:
+            pytest.fail(
+                f"execution {execution_id} still {last.get('status')} after {WAIT_SECONDS:.0f} s; "
+                f"progress {last.get('progress')}, error {last.get('error')}"
+            )
+
+    @staticmethod
+    def _expect(response, status_code: int) -> dict:
+        assert response.status_code == status_code, (
+            f"{response.request['REQUEST_METHOD']} {response.request['PATH_INFO']}: "
+            f"expected {status_code}, got {response.status_code}: {response.content[:2000]!r}"
+        )
+        return response.json()
