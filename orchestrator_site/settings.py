@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_prometheus",
     "workflows",
+    "dlq",
 ]
 
 MIDDLEWARE = [
@@ -186,6 +187,21 @@ ORCHESTRATOR_BATCH_SIZE = env_int("ORCHESTRATOR_BATCH_SIZE", 500)
 WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 8)
 RUNNER_BLOCK_MS = env_int("RUNNER_BLOCK_MS", 2000)
 HANDLER_MODULES = env_list("HANDLER_MODULES")
+
+# Resilience.
+TASK_TIMEOUT_SECONDS = env_float("TASK_TIMEOUT_SECONDS", 300.0)
+VISIBILITY_TIMEOUT_SECONDS = env_float("VISIBILITY_TIMEOUT_SECONDS", 30.0)
+REAPER_INTERVAL_SECONDS = env_float("REAPER_INTERVAL_SECONDS", 1.0)
+REPUBLISH_AFTER_SECONDS = env_float("REPUBLISH_AFTER_SECONDS", 60.0)
+MAX_DELIVERIES = env_int("MAX_DELIVERIES", 3)
+RETRY_MAX_ATTEMPTS = env_int("RETRY_MAX_ATTEMPTS", 3)
+RETRY_BACKOFF_BASE = env_float("RETRY_BACKOFF_BASE", 1.0)
+RETRY_BACKOFF_MAX = env_float("RETRY_BACKOFF_MAX", 60.0)
+RETRY_JITTER = env_float("RETRY_JITTER", 0.2)
+CIRCUIT_FAILURE_THRESHOLD = env_int("CIRCUIT_FAILURE_THRESHOLD", 5)
+CIRCUIT_RESET_SECONDS = env_float("CIRCUIT_RESET_SECONDS", 30.0)
+# Per-handler rate limits shared by all workers, e.g. "call_llm=20/s,call_external_service=100/s".
+RATE_LIMITS = dict(item.split("=", 1) for item in env_list("RATE_LIMITS") if "=" in item)
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")

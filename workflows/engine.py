@@ -8,21 +8,26 @@ templates reference are read back.
 """
 
 import functools
+import json
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from dlq.models import DeadLetter
+from resilience.retry import RetryPolicy
 from workflows.bulk_sql import update_from_values
 from workflows.conditions import ConditionError
 from workflows.dag import Dag, from_definition
 from workflows.handlers import get_handler
-from workflows.messages import CompletionMessage, TaskMessage
-from workflows.models import Execution, TaskRun, Workflow
+from workflows.messages import SCHEMA_VERSION, CompletionMessage, TaskMessage
+from workflows.models import Execution, TaskAttempt, TaskRun, Workflow
 from workflows.templating import PARAMS, TemplateError, resolve
 
 TASKRUN = TaskRun._meta.db_table
@@ -67,12 +72,16 @@ class Run:
 def lock_runs(execution_ids: Iterable[str | uuid.UUID]) -> dict[str, Run]:
     """SELECT ... FOR UPDATE the executions, in id order; keyed by str(id)."""
     ids = sorted({uuid.UUID(str(i)) for i in execution_ids})
-    rows = (
-        Execution.objects.select_for_update()
-        .filter(id__in=ids)
-        .order_by("id")
-        .values_list("id", "status", "params", "unfinished_tasks", "workflow_id", "deadline")
-    )
+    return _runs(Execution.objects.select_for_update().filter(id__in=ids).order_by("id"))
+
+
+def run_snapshot(execution_id: uuid.UUID) -> Run:
+    """An execution's Run without locking it (for building messages outside the hot path)."""
+    return _runs(Execution.objects.filter(id=execution_id))[str(execution_id)]
+
+
+def _runs(queryset) -> dict[str, Run]:
+    rows = queryset.values_list("id", "status", "params", "unfinished_tasks", "workflow_id", "deadline")
     return {
         str(row[0]): Run(
             id=row[0],
@@ -86,8 +95,22 @@ def lock_runs(execution_ids: Iterable[str | uuid.UUID]) -> dict[str, Run]:
     }
 
 
-def completions_apply(completions: list[CompletionMessage]) -> list[TaskMessage]:
-    """Record a batch of outcomes; return the tasks to publish once the transaction commits."""
+@dataclass
+class Dispatch:
+    """What a transaction decided to send once it commits."""
+
+    tasks: list[TaskMessage] = field(default_factory=list)
+    delayed: list[tuple[TaskMessage, float]] = field(default_factory=list)
+    dead_letters: list[dict] = field(default_factory=list)
+
+    def without_failed(self, runs: dict[str, Run]) -> "Dispatch":
+        """Drop tasks of executions that failed in this same transaction."""
+        alive = [t for t in self.tasks if runs[t.execution_id].failure is None]
+        return Dispatch(alive, self.delayed, self.dead_letters)
+
+
+def completions_apply(completions: list[CompletionMessage]) -> Dispatch:
+    """Record a batch of outcomes; return what to publish once the transaction commits."""
     unique = list({(c.task_id, c.attempt): c for c in completions}.values())
     runs = lock_runs(c.execution_id for c in unique)
     live = [
@@ -96,21 +119,24 @@ def completions_apply(completions: list[CompletionMessage]) -> list[TaskMessage]
         if c.execution_id in runs and runs[c.execution_id].status == Execution.Status.RUNNING
     ]
     accepted = _record_outcomes(live)
-    succeeded = []
+    succeeded, failed, duplicates = [], [], []
     for completion in live:
         if completion.task_id not in accepted:
-            continue  # duplicate, or a late attempt fenced off
+            duplicates.append(completion)  # redelivered, or a late attempt fenced off
+            continue
         run = runs[completion.execution_id]
-        run.finished += 1
         if completion.ok:
+            run.finished += 1
             run.outputs[completion.node_id] = completion.output
             succeeded.append((run, completion.node_id))
-        elif completion.exhausted:
-            run.fail(completion.node_id, completion.error or {})
-    ready = _release_children(succeeded)
-    messages = advance(ready)
+        else:
+            failed.append((run, completion, accepted[completion.task_id]))
+    dispatch = Dispatch()
+    _handle_failures(failed, dispatch)
+    dispatch.tasks.extend(advance(_release_children(succeeded)))
+    dispatch.tasks.extend(_children_left_queued(duplicates, runs))
     finish_runs(runs.values())
-    return [m for m in messages if runs[m.execution_id].failure is None]
+    return dispatch.without_failed(runs)
 
 
 def execution_start(run: Run) -> list[TaskMessage]:
@@ -181,8 +207,9 @@ def finish_runs(runs: Iterable[Run]) -> None:
     )
 
 
-def _record_outcomes(completions: list[CompletionMessage]) -> set[int]:
-    """Fenced update: only the current attempt of a QUEUED/RUNNING task is recorded."""
+def _record_outcomes(completions: list[CompletionMessage]) -> dict[int, tuple[int, dict]]:
+    """Fenced update: only the current attempt of a QUEUED/RUNNING task is recorded.
+    Returns {task id: (retry_base, resolved config)} for the accepted ones."""
     rows = [
         (
             c.task_id,
@@ -215,9 +242,9 @@ def _record_outcomes(completions: list[CompletionMessage]) -> set[int]:
         "started_at = v.v_started, finished_at = v.v_finished, worker = v.v_worker",
         where=f"{TASKRUN}.id = v.v_task AND {TASKRUN}.execution_id = v.v_execution "
         f"AND {TASKRUN}.attempt = v.v_attempt AND {TASKRUN}.status IN ('QUEUED', 'RUNNING')",
-        returning="id",
+        returning="id, retry_base, config",
     )
-    return {row[0] for row in returned}
+    return {pk: (retry_base, _json(config)) for pk, retry_base, config in returned}
 
 
 def _release_children(done: list[tuple[Run, str]]) -> list[tuple[Run, str, int]]:
@@ -283,28 +310,150 @@ def _mark_queued(queued: list[tuple[Run, str, int, dict]]) -> list[TaskMessage]:
         returning="id, attempt",
     )
     attempts = dict(returned)
-    messages = []
-    for run, node_id, pk, config in queued:
-        node = run.dag.nodes[node_id]
-        registered = get_handler(node.handler)
-        upstream = None
-        if registered is not None and registered.upstream:
-            upstream = {d: run.outputs.get(d) for d in node.dependencies}
-        messages.append(
-            TaskMessage(
-                task_id=pk,
-                execution_id=str(run.id),
-                node_id=node_id,
-                handler=node.handler,
-                attempt=attempts[pk],
-                config=config,
-                params=run.params,
-                upstream=upstream,
-                deadline=run.deadline,
-                timeout_seconds=node.timeout_seconds,
+    return [task_message(run, node_id, pk, attempts[pk], config) for run, node_id, pk, config in queued]
+
+
+def task_message(run: Run, node_id: str, pk: int, attempt: int, config: dict) -> TaskMessage:
+    """The message a worker needs; upstream outputs only for handlers that asked for them."""
+    node = run.dag.nodes[node_id]
+    registered = get_handler(node.handler)
+    upstream = None
+    if registered is not None and registered.upstream:
+        upstream = {d: run.outputs.get(d) for d in node.dependencies}
+    return TaskMessage(
+        task_id=pk,
+        execution_id=str(run.id),
+        node_id=node_id,
+        handler=node.handler,
+        attempt=attempt,
+        config=config,
+        params=run.params,
+        upstream=upstream,
+        deadline=run.deadline,
+        timeout_seconds=node.timeout_seconds,
+        rate_limit=node.config.get("rate_limit") or settings.RATE_LIMITS.get(node.handler),
+    )
+
+
+def _handle_failures(
+    failed: list[tuple[Run, CompletionMessage, tuple[int, dict]]], dispatch: Dispatch
+) -> None:
+    """Record each failed attempt; schedule a retry with backoff, or fail the node for good
+    (dead letter, execution FAILED) when the error is permanent or the attempts are spent."""
+    if not failed:
+        return
+    TaskAttempt.objects.bulk_create(
+        [
+            TaskAttempt(
+                task_run_id=c.task_id,
+                attempt=c.attempt,
+                error=c.error or {},
+                started_at=_from_epoch(c.started_at),
+                finished_at=_from_epoch(c.finished_at),
+                worker=c.worker[:200],
             )
+            for _, c, _ in failed
+        ],
+        ignore_conflicts=True,
+    )
+    defaults = default_retry_policy()
+    now = time.time()
+    retries, letters = [], []
+    for run, completion, (retry_base, config) in failed:
+        node = run.dag.nodes[completion.node_id]
+        policy = RetryPolicy.for_node(node.retry, defaults)
+        error = completion.error or {"message": "unknown error"}
+        used = completion.attempt - retry_base
+        if completion.exhausted or error.get("permanent") or policy.exhausted(used):
+            run.finished += 1
+            run.fail(completion.node_id, error)
+            letters.append((run, completion, config, error))
+        else:
+            retries.append((run, completion, config, now + policy.delay(used)))
+    if retries:
+        _load_outputs([(run, c.node_id, c.task_id) for run, c, _, _ in retries])
+        returned = update_from_values(
+            TASKRUN,
+            columns=[("v_task", "int"), ("v_due", "timestamp")],
+            rows=[(c.task_id, _from_epoch(due)) for _, c, _, due in retries],
+            assignments="status = 'QUEUED', attempt = attempt + 1, queued_at = v.v_due, finished_at = NULL",
+            where=f"{TASKRUN}.id = v.v_task",
+            returning="id, attempt",
         )
-    return messages
+        attempts = dict(returned)
+        dispatch.delayed.extend(
+            (task_message(run, c.node_id, c.task_id, attempts[c.task_id], config), due)
+            for run, c, config, due in retries
+        )
+    for run, completion, config, error in letters:
+        letter = DeadLetter.objects.create(
+            task_run_id=completion.task_id,
+            execution_id=run.id,
+            node_id=completion.node_id,
+            handler=run.dag.nodes[completion.node_id].handler,
+            config=config,
+            attempt=completion.attempt,
+            category=str(error.get("category", "unknown"))[:32],
+            code=str(error.get("code", "error"))[:100],
+            message=str(error.get("message", "")),
+            traceback=str(error.get("traceback", "")),
+            traceback_hash=str(error.get("traceback_hash", ""))[:64],
+        )
+        dispatch.dead_letters.append(dead_letter_event(letter))
+
+
+def dead_letter_event(letter: DeadLetter) -> dict:
+    """The `workflow:dlq` stream entry for external tools."""
+    body = {
+        "dead_letter_id": letter.id,
+        "execution_id": str(letter.execution_id),
+        "node_id": letter.node_id,
+        "handler": letter.handler,
+        "attempt": letter.attempt,
+        "category": letter.category,
+        "code": letter.code,
+        "message": letter.message[:1000],
+    }
+    return {"v": SCHEMA_VERSION, "body": json.dumps(body)}
+
+
+def default_retry_policy() -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.RETRY_MAX_ATTEMPTS,
+        backoff_base=settings.RETRY_BACKOFF_BASE,
+        backoff_max=settings.RETRY_BACKOFF_MAX,
+        jitter=settings.RETRY_JITTER,
+    )
+
+
+def _children_left_queued(duplicates: list[CompletionMessage], runs: dict[str, Run]) -> list[TaskMessage]:
+    """A duplicate of an applied completion means an orchestrator may have died between its commit
+    and its publish: re-publish the node's QUEUED children (workers drop copies they already ran)."""
+    wanted = Q()
+    for completion in duplicates:
+        run = runs[completion.execution_id]
+        children = run.dag.children.get(completion.node_id, ())
+        if children:
+            wanted |= Q(execution_id=run.id, node_id__in=children, status=TaskRun.Status.QUEUED)
+    if not duplicates or wanted == Q():
+        return []
+    return messages_for_queued(TaskRun.objects.filter(wanted), runs)
+
+
+def messages_for_queued(task_runs, runs: dict[str, Run]) -> list[TaskMessage]:
+    """Messages for TaskRuns already QUEUED in the database (re-publish after a lost publish)."""
+    rows = list(task_runs.values_list("id", "execution_id", "node_id", "attempt", "config"))
+    ready = [(runs[str(execution_id)], node_id, pk) for pk, execution_id, node_id, _, _ in rows]
+    _load_outputs(ready)
+    return [
+        task_message(runs[str(execution_id)], node_id, pk, attempt, config or {})
+        for pk, execution_id, node_id, attempt, config in rows
+    ]
+
+
+def _json(value):
+    """Raw-cursor JSON comes back as text on some backends."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _mark_skipped(skipped: list[tuple[Run, str, int]]) -> None:

@@ -30,6 +30,9 @@ class TaskMessage:
     upstream: dict | None = None
     deadline: float | None = None
     timeout_seconds: float | None = None
+    rate_limit: str | None = None
+    # How many times the reaper re-delivered this task after its worker went silent.
+    deliveries: int = 0
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,8 @@ class CompletionMessage:
     ok: bool
     output: dict | None = None
     error: dict | None = None
-    exhausted: bool = True
+    # Set by the reaper for a poison message; otherwise the orchestrator decides on retries.
+    exhausted: bool = False
     started_at: float | None = None
     finished_at: float | None = None
     worker: str = ""

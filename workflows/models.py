@@ -106,6 +106,8 @@ class TaskRun(models.Model):
     handler = models.CharField(max_length=100)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempt = models.PositiveIntegerField(default=0)
+    # Attempt number before the current budget began (raised by a DLQ retry: fresh attempts).
+    retry_base = models.PositiveIntegerField(default=0)
     pending_dependencies = models.PositiveIntegerField()
     config = models.JSONField(null=True, blank=True)
     output = models.JSONField(null=True, blank=True)
@@ -136,3 +138,24 @@ class TaskRun(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in self.TERMINAL
+
+
+class TaskAttempt(models.Model):
+    """A failed attempt of a task: kept so every attempt's error stays visible after retries."""
+
+    task_run = models.ForeignKey(TaskRun, on_delete=models.CASCADE, related_name="failed_attempts")
+    attempt = models.PositiveIntegerField()
+    error = models.JSONField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["task_run", "attempt"]
+        constraints = [
+            # A redelivered failure is recorded once.
+            models.UniqueConstraint(fields=["task_run", "attempt"], name="taskattempt_run_attempt"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_run.node_id} attempt {self.attempt}"

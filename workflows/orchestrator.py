@@ -36,7 +36,7 @@ class Orchestrator:
             log.error("completion_undecodable", entry_id=bad.id.decode(), error=str(bad.error))
         try:
             with transaction.atomic():
-                tasks = engine.completions_apply(completions)
+                dispatch = engine.completions_apply(completions)
         except DatabaseError as exc:
             # Not acked: the batch stays pending and is retried after reconnecting.
             log.warning("completion_batch_failed", error=str(exc), size=len(entries))
@@ -46,5 +46,10 @@ class Orchestrator:
             return 0
         # Committed: publish what became ready, then ack; a crash in between is healed by the
         # reaper (QUEUED tasks re-published, duplicate completions are fenced off).
-        self.streams.publish_tasks(tasks, ack_completions=[e.id for e in entries])
+        self.streams.publish_tasks(
+            dispatch.tasks,
+            ack_completions=[e.id for e in entries],
+            delayed=dispatch.delayed,
+            dead_letters=dispatch.dead_letters,
+        )
         return len(entries)

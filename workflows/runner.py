@@ -5,6 +5,10 @@ import signal
 import socket
 import threading
 
+import structlog
+
+log = structlog.get_logger(__name__)
+
 
 class StopFlag:
     """Set by SIGTERM/SIGINT; the loop checks it between blocking reads of at most ~2 s."""
@@ -27,8 +31,19 @@ def consumer_name(role: str) -> str:
 
 
 def run_until_stopped(step, stop: StopFlag, *, once: bool) -> None:
-    """Call `step()` until the stop flag is set (or once). `step` blocks at most ~2 s itself."""
+    """Call `step()` until the stop flag is set (or once). `step` blocks at most ~2 s itself.
+
+    A failing step (Redis or PostgreSQL unreachable) is logged and retried with backoff: the
+    runner outlives restarts of the servers it depends on.
+    """
+    backoff = 0.0
     while not stop.is_set:
-        step()
+        try:
+            step()
+            backoff = 0.0
+        except Exception as exc:  # any dependency failure: report, wait, try again
+            backoff = min(max(backoff * 2, 0.2), 5.0)
+            log.warning("runner_step_failed", error=f"{exc.__class__.__name__}: {exc}", retry_in=backoff)
+            stop.event.wait(backoff)
         if once:
             return

@@ -122,26 +122,49 @@ def execution_trigger(*, execution: Execution, params: dict) -> Execution:
 
 def execution_cancel(*, execution: Execution) -> Execution:
     """Cancel a PENDING or RUNNING execution and everything in it that has not finished."""
-    with transaction.atomic():
-        run = engine.lock_runs([execution.id]).get(str(execution.id))
-        if run is None:
-            raise NotFound("execution not found")
-        if run.status in Execution.TERMINAL:
-            raise Conflict(f"execution is already {run.status}", code="already_finished")
-        now = timezone.now()
-        TaskRun.objects.filter(execution_id=execution.id, status__in=engine.OPEN_TASK_STATES).update(
-            status=TaskRun.Status.CANCELLED, finished_at=now
-        )
-        Execution.objects.filter(pk=execution.pk).update(
-            status=Execution.Status.CANCELLED,
-            finished_at=now,
-            error={"code": "cancelled", "message": "cancelled by request"},
-        )
-        streams = get_streams()
-        transaction.on_commit(lambda: streams.set_cancelled(str(execution.id)), robust=True)
-    log.info("execution_cancelled", execution_id=str(execution.id))
+    stopped = execution_stop(
+        execution_id=execution.id,
+        status=Execution.Status.CANCELLED,
+        error={"code": "cancelled", "message": "cancelled by request"},
+    )
+    if stopped is None:
+        raise NotFound("execution not found")
+    if not stopped:
+        execution.refresh_from_db()
+        raise Conflict(f"execution is already {execution.status}", code="already_finished")
     execution.refresh_from_db()
     return execution
+
+
+def execution_time_out(*, execution_id: uuid.UUID) -> bool:
+    """The reaper's verdict on an execution past its deadline; False if it already ended."""
+    return bool(
+        execution_stop(
+            execution_id=execution_id,
+            status=Execution.Status.TIMED_OUT,
+            error={"code": "workflow_timeout", "message": "the workflow ran past its timeout_seconds"},
+        )
+    )
+
+
+def execution_stop(*, execution_id: uuid.UUID, status: str, error: dict) -> bool | None:
+    """End a live execution as CANCELLED or TIMED_OUT: open tasks CANCELLED, and a cancel flag so
+    workers drop its queued tasks and stop running ones. None if unknown, False if already over."""
+    with transaction.atomic():
+        run = engine.lock_runs([execution_id]).get(str(execution_id))
+        if run is None:
+            return None
+        if run.status in Execution.TERMINAL:
+            return False
+        now = timezone.now()
+        TaskRun.objects.filter(execution_id=execution_id, status__in=engine.OPEN_TASK_STATES).update(
+            status=TaskRun.Status.CANCELLED, finished_at=now
+        )
+        Execution.objects.filter(pk=execution_id).update(status=status, finished_at=now, error=error)
+        streams = get_streams()
+        transaction.on_commit(lambda: streams.set_cancelled(str(execution_id)), robust=True)
+    log.info("execution_stopped", execution_id=str(execution_id), status=status)
+    return True
 
 
 def parse_execution_id(raw: str) -> uuid.UUID:

@@ -53,6 +53,7 @@ class Stack:
                 for i in range(workers)
             },
             **{f"orchestrator-{i + 1}": [*manage, "runorchestrator"] for i in range(orchestrators)},
+            "reaper": [*manage, "runreaper"],
         }
         self.children: dict[str, subprocess.Popen] = {}
         self.redis: subprocess.Popen | None = None

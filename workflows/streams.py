@@ -1,17 +1,21 @@
-"""The one module that talks to Redis: stream names, consumer groups, publish, read, ack.
+"""The one module that talks to Redis: stream and key names, consumer groups, publish, read, ack,
+the delayed-task set, delivery guards, circuit breakers and rate limits.
 
-Acked entries are deleted in the same MULTI as their ack, so streams stay small without ever
-trimming an entry that is still pending.
+Redis is transport and coordination only; PostgreSQL keeps the state. Acked entries are deleted
+in the same MULTI as their ack, so streams stay small without ever trimming a pending entry.
 """
 
 import functools
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import redis
 from django.conf import settings
 
+from resilience.rate_limit import parse_rate
 from workflows.messages import (
+    SCHEMA_VERSION,
     CompletionMessage,
     MessageError,
     TaskMessage,
@@ -23,6 +27,67 @@ from workflows.messages import (
 WORKERS_GROUP = "workers"
 ORCHESTRATORS_GROUP = "orchestrators"
 CANCEL_FLAG_TTL_SECONDS = 7 * 24 * 3600
+DONE_TTL_SECONDS = 24 * 3600
+DLQ_STREAM_MAXLEN = 10_000
+
+# Admission of one task, atomically: cancelled? already done? running elsewhere? circuit open?
+# over its rate limit? Otherwise claim it for this consumer. Returns {verdict, wait_seconds}.
+ADMIT = """
+local now = tonumber(ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'cancelled', '0'} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'duplicate', '0'} end
+local owner = redis.call('GET', KEYS[3])
+if owner and owner ~= ARGV[2] then return {'busy', '0'} end
+local state = redis.call('HGET', KEYS[4], 'state')
+local reopen = tonumber(redis.call('HGET', KEYS[4], 'until') or '0')
+if (state == 'open' or state == 'half_open') and now < reopen then
+  return {'circuit', tostring(reopen - now)}
+end
+local limit = tonumber(ARGV[4])
+if limit > 0 then
+  local count = redis.call('INCR', KEYS[5])
+  if count == 1 then redis.call('PEXPIRE', KEYS[5], math.ceil(tonumber(ARGV[5]) * 2000)) end
+  if count > limit then return {'rate', ARGV[6]} end
+end
+if state == 'open' or state == 'half_open' then
+  -- Reset timeout passed: this task is the half-open probe; others wait until it reports.
+  redis.call('HSET', KEYS[4], 'state', 'half_open', 'until', tostring(now + tonumber(ARGV[7])))
+end
+redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
+return {'run', '0'}
+"""
+
+# Record one outcome in a handler's circuit: success closes it, N consecutive failures (or a
+# failed half-open probe) open it until now + reset timeout.
+CIRCUIT_RECORD = """
+local now = tonumber(ARGV[2])
+if ARGV[1] == '1' then
+  if redis.call('HGET', KEYS[1], 'state') ~= 'closed' or redis.call('HGET', KEYS[1], 'failures') ~= '0' then
+    redis.call('HSET', KEYS[1], 'state', 'closed', 'failures', '0', 'until', '0')
+  end
+  return 'closed'
+end
+local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'half_open' or failures >= tonumber(ARGV[3]) then
+  redis.call('HSET', KEYS[1], 'state', 'open', 'until', tostring(now + tonumber(ARGV[4])), 'opened_at', ARGV[2])
+  return 'open'
+end
+if not state then redis.call('HSET', KEYS[1], 'state', 'closed') end
+return state or 'closed'
+"""
+
+# Move due delayed tasks into the task stream; atomic, so two reapers never double-dispatch.
+MOVE_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(due) do
+  local body = redis.call('HGET', KEYS[2], member)
+  if body then redis.call('XADD', KEYS[3], '*', 'v', ARGV[3], 'body', body) end
+  redis.call('ZREM', KEYS[1], member)
+  redis.call('HDEL', KEYS[2], member)
+end
+return #due
+"""
 
 
 @dataclass(frozen=True)
@@ -32,6 +97,15 @@ class Entry:
     id: bytes
     message: TaskMessage | CompletionMessage | None
     error: MessageError | None = None
+    fields: dict | None = None
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A worker's verdict on one task entry before running it."""
+
+    verdict: str  # run, cancelled, duplicate, busy, circuit, rate
+    wait_seconds: float = 0.0
 
 
 class Streams:
@@ -43,9 +117,32 @@ class Streams:
         self.tasks = f"{prefix}:tasks"
         self.completions = f"{prefix}:completions"
         self.dlq = f"{prefix}:dlq"
+        self.delayed = f"{prefix}:delayed"
+        self.delayed_bodies = f"{prefix}:delayed:bodies"
+        self.epoch = f"{prefix}:epoch"
+        self._admit = client.register_script(ADMIT)
+        self._circuit_record = client.register_script(CIRCUIT_RECORD)
+        self._move_due = client.register_script(MOVE_DUE)
 
+    # Key names, built here only.
     def cancel_key(self, execution_id: str) -> str:
         return f"{self.prefix}:cancelled:{execution_id}"
+
+    def done_key(self, task_id: int, attempt: int) -> str:
+        return f"{self.prefix}:done:{task_id}:{attempt}"
+
+    def claim_key(self, task_id: int, attempt: int) -> str:
+        return f"{self.prefix}:claim:{task_id}:{attempt}"
+
+    def circuit_key(self, handler: str) -> str:
+        return f"{self.prefix}:circuit:{handler}"
+
+    def rate_key(self, handler: str, window: int) -> str:
+        return f"{self.prefix}:rate:{handler}:{window}"
+
+    @staticmethod
+    def delayed_member(task: TaskMessage) -> str:
+        return f"{task.task_id}:{task.attempt}"
 
     def ensure_groups(self) -> None:
         """Create both consumer groups (and their streams); safe to call from every process."""
@@ -56,38 +153,98 @@ class Streams:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
-    def publish_tasks(self, tasks: Sequence[TaskMessage], *, ack_completions: Sequence[bytes] = ()) -> None:
-        """XADD the tasks, then ack+delete the completions that produced them, in one round trip."""
-        if not tasks and not ack_completions:
+    def check_no_eviction(self) -> None:
+        """Refuse to run on a Redis that may evict keys: it could silently drop stream entries."""
+        try:
+            policy = self.client.config_get("maxmemory-policy").get("maxmemory-policy", "noeviction")
+        except redis.ResponseError:
+            return  # CONFIG disabled (managed Redis): the operator is responsible for the policy
+        if policy != "noeviction":
+            raise RuntimeError(
+                f"Redis maxmemory-policy is {policy!r}; the engine needs 'noeviction' so that "
+                "no stream entry is ever evicted (CONFIG SET maxmemory-policy noeviction)"
+            )
+
+    # Publishing.
+    def publish_tasks(
+        self,
+        tasks: Sequence[TaskMessage],
+        *,
+        ack_completions: Sequence[bytes] = (),
+        delayed: Sequence[tuple[TaskMessage, float]] = (),
+        dead_letters: Sequence[dict] = (),
+    ) -> None:
+        """XADD ready tasks, schedule delayed ones, emit DLQ events, then ack+delete the
+        completions that produced them: one MULTI, one round trip."""
+        if not (tasks or ack_completions or delayed or dead_letters):
             return
         pipe = self.client.pipeline(transaction=True)
         for task in tasks:
             pipe.xadd(self.tasks, encode(task))
+        self._schedule(pipe, delayed)
+        for event in dead_letters:
+            pipe.xadd(self.dlq, event, maxlen=DLQ_STREAM_MAXLEN, approximate=True)
         if ack_completions:
             pipe.xack(self.completions, ORCHESTRATORS_GROUP, *ack_completions)
             pipe.xdel(self.completions, *ack_completions)
         pipe.execute()
 
-    def publish_completions(self, done: Sequence[tuple[bytes, CompletionMessage]]) -> None:
-        """XADD each completion and ack+delete its task entry, atomically, in one round trip."""
-        if not done:
+    def _schedule(self, pipe, delayed: Sequence[tuple[TaskMessage, float]]) -> None:
+        for task, due in delayed:
+            member = self.delayed_member(task)
+            pipe.hset(self.delayed_bodies, member, encode(task)["body"])
+            pipe.zadd(self.delayed, {member: due})
+
+    def defer_tasks(self, deferred: Sequence[tuple[bytes, TaskMessage, float]]) -> None:
+        """Move task entries to the delayed set (circuit open, rate limited) and ack them."""
+        if not deferred:
             return
         pipe = self.client.pipeline(transaction=True)
-        for _, completion in done:
+        self._schedule(pipe, [(task, due) for _, task, due in deferred])
+        ids = [entry_id for entry_id, _, _ in deferred]
+        pipe.xack(self.tasks, WORKERS_GROUP, *ids)
+        pipe.xdel(self.tasks, *ids)
+        pipe.execute()
+
+    def publish_completions(
+        self, done: Sequence[tuple[bytes, CompletionMessage, str]], *, circuit: tuple[int, float]
+    ) -> None:
+        """XADD each completion, mark its delivery done, release its claim, record the outcome in
+        its handler's circuit, and ack+delete its task entry: atomically, in one round trip.
+        `done` holds (entry id, completion, handler); `circuit` is (failure threshold, reset s)."""
+        if not done:
+            return
+        threshold, reset_seconds = circuit
+        now = time.time()
+        pipe = self.client.pipeline(transaction=True)
+        for _, completion, handler in done:
             pipe.xadd(self.completions, encode(completion))
-        task_ids = [entry_id for entry_id, _ in done]
+            pipe.set(self.done_key(completion.task_id, completion.attempt), 1, ex=DONE_TTL_SECONDS)
+            pipe.delete(self.claim_key(completion.task_id, completion.attempt))
+            if completion.ok or (completion.error or {}).get("category") not in {"validation", "poison"}:
+                self._circuit_record(
+                    keys=[self.circuit_key(handler)],
+                    args=[1 if completion.ok else 0, now, threshold, reset_seconds],
+                    client=pipe,
+                )
+        task_ids = [entry_id for entry_id, _, _ in done]
         pipe.xack(self.tasks, WORKERS_GROUP, *task_ids)
         pipe.xdel(self.tasks, *task_ids)
         pipe.execute()
 
+    def publish_completion(self, completion: CompletionMessage) -> None:
+        """A completion produced outside a worker (the reaper's poison verdict)."""
+        self.client.xadd(self.completions, encode(completion))
+
     def ack_tasks(self, entry_ids: Sequence[bytes]) -> None:
-        """Ack+delete task entries that need no completion (cancelled, undecodable)."""
+        """Ack+delete task entries that need no completion (cancelled, duplicate, undecodable)."""
         if entry_ids:
             pipe = self.client.pipeline(transaction=True)
             pipe.xack(self.tasks, WORKERS_GROUP, *entry_ids)
             pipe.xdel(self.tasks, *entry_ids)
             pipe.execute()
 
+    # Reading.
     def read_tasks(self, consumer: str, count: int, block_ms: int) -> list[Entry]:
         return self._read(self.tasks, WORKERS_GROUP, consumer, count, block_ms, decode_task)
 
@@ -116,25 +273,125 @@ class Streams:
                 raise
             self.ensure_groups()
             return []
-        entries = []
-        for _, messages in response or ():
-            for entry_id, fields in messages:
-                try:
-                    entries.append(Entry(entry_id, decode(fields)))
-                except MessageError as exc:
-                    entries.append(Entry(entry_id, None, exc))
-        return entries
+        return [
+            _entry(entry_id, fields, decode)
+            for _, messages in response or ()
+            for entry_id, fields in messages
+        ]
 
+    # Worker guards.
+    def admit(
+        self, tasks: Sequence[TaskMessage], consumer: str, *, claim_ms: int, probe_seconds: float
+    ) -> list[Admission]:
+        """One EVAL per task, pipelined: the verdicts for a read batch in one round trip."""
+        now = time.time()
+        pipe = self.client.pipeline(transaction=False)
+        for task in tasks:
+            limit, window = parse_rate(task.rate_limit)
+            window_index = int(now // window) if limit else 0
+            wait = (window_index + 1) * window - now if limit else 0
+            self._admit(
+                keys=[
+                    self.cancel_key(task.execution_id),
+                    self.done_key(task.task_id, task.attempt),
+                    self.claim_key(task.task_id, task.attempt),
+                    self.circuit_key(task.handler),
+                    self.rate_key(task.handler, window_index),
+                ],
+                args=[now, consumer, claim_ms, limit, window, wait, probe_seconds],
+                client=pipe,
+            )
+        return [Admission(_text(v), float(w)) for v, w in pipe.execute()]
+
+    def heartbeat(
+        self, consumer: str, running: Sequence[tuple[bytes, TaskMessage]], *, claim_ms: int
+    ) -> None:
+        """Keep live work from being reclaimed: reset its idle time and extend its claims."""
+        if not running:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xclaim(
+            self.tasks, WORKERS_GROUP, consumer, 0, [entry_id for entry_id, _ in running], justid=True
+        )
+        for _, task in running:
+            pipe.pexpire(self.claim_key(task.task_id, task.attempt), claim_ms)
+        pipe.execute()
+
+    # Reaper.
+    def move_due_delayed(self, *, limit: int = 1000) -> int:
+        return int(
+            self._move_due(
+                keys=[self.delayed, self.delayed_bodies, self.tasks],
+                args=[time.time(), limit, SCHEMA_VERSION],
+            )
+        )
+
+    def reclaim(self, stream: str, group: str, consumer: str, *, min_idle_ms: int, count: int = 100):
+        """XAUTOCLAIM idle entries: (claimed [(id, fields)], ids deleted while pending)."""
+        try:
+            response = self.client.xautoclaim(stream, group, consumer, min_idle_ms, "0-0", count=count)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self.ensure_groups()
+            return [], []
+        claimed = [(entry_id, fields) for entry_id, fields in response[1] if fields]
+        deleted = list(response[2]) if len(response) > 2 else []
+        deleted += [entry_id for entry_id, fields in response[1] if not fields]
+        return claimed, deleted
+
+    def redeliver(
+        self, stream: str, group: str, entry_id: bytes, fields: dict, *, release: str | None = None
+    ) -> None:
+        """Re-add an entry's fields as a new entry and drop the old one (and a stale claim)."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(stream, fields)
+        pipe.xack(stream, group, entry_id)
+        pipe.xdel(stream, entry_id)
+        if release:
+            pipe.delete(release)
+        pipe.execute()
+
+    def drop(self, stream: str, group: str, entry_ids: Sequence[bytes]) -> None:
+        if entry_ids:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.xack(stream, group, *entry_ids)
+            pipe.xdel(stream, *entry_ids)
+            pipe.execute()
+
+    def accounted_for(self, tasks: Sequence[TaskMessage]) -> list[bool]:
+        """For each QUEUED task: is it delayed, claimed by a live worker, or already done?"""
+        pipe = self.client.pipeline(transaction=False)
+        for task in tasks:
+            pipe.zscore(self.delayed, self.delayed_member(task))
+            pipe.exists(self.claim_key(task.task_id, task.attempt))
+            pipe.exists(self.done_key(task.task_id, task.attempt))
+        flags = pipe.execute()
+        return [any(flags[i : i + 3]) for i in range(0, len(flags), 3)]
+
+    def survived(self) -> bool:
+        """False once after Redis lost its data (the epoch key is gone); then sets it again."""
+        return not self.client.set(self.epoch, int(time.time()), nx=True)
+
+    # Cancel flags and state shown to operators.
     def set_cancelled(self, execution_id: str) -> None:
         self.client.set(self.cancel_key(execution_id), 1, ex=CANCEL_FLAG_TTL_SECONDS)
 
-    def cancelled_among(self, execution_ids: Iterable[str]) -> set[str]:
+    def cancelled_executions(self, execution_ids: Iterable[str]) -> set[str]:
         """Which of these executions carry a cancel flag; one round trip."""
-        ids = list(dict.fromkeys(execution_ids))
+        ids = list(execution_ids)
         if not ids:
             return set()
         flags = self.client.mget([self.cancel_key(i) for i in ids])
         return {i for i, flag in zip(ids, flags, strict=True) if flag is not None}
+
+    def circuits(self) -> dict[str, dict]:
+        """Every handler's circuit state, for /metrics and the API."""
+        result = {}
+        for key in self.client.scan_iter(f"{self.prefix}:circuit:*", count=500):
+            data = {_text(k): _text(v) for k, v in self.client.hgetall(key).items()}
+            result[_text(key).rsplit(":", 1)[-1]] = data
+        return result
 
     def lag(self) -> dict:
         """Entries waiting (not yet delivered or not yet acked) per stream; acked ones are deleted."""
@@ -142,17 +399,34 @@ class Streams:
         for stream, group in ((self.tasks, WORKERS_GROUP), (self.completions, ORCHESTRATORS_GROUP)):
             pipe.xlen(stream)
             pipe.xpending(stream, group)
+        pipe.zcard(self.delayed)
         try:
-            xlen_tasks, pending_tasks, xlen_done, pending_done = pipe.execute()
+            xlen_tasks, pending_tasks, xlen_done, pending_done, delayed = pipe.execute()
         except redis.ResponseError:
             return {}
         return {
             "tasks": {"length": xlen_tasks, "pending": pending_tasks["pending"]},
             "completions": {"length": xlen_done, "pending": pending_done["pending"]},
+            "delayed": delayed,
         }
+
+    def memory_full(self) -> bool:
+        info = self.client.info("memory")
+        return bool(info.get("maxmemory")) and info.get("used_memory", 0) >= info["maxmemory"]
 
     def ping(self) -> bool:
         return bool(self.client.ping())
+
+
+def _entry(entry_id: bytes, fields: dict, decode) -> Entry:
+    try:
+        return Entry(entry_id, decode(fields), fields=fields)
+    except MessageError as exc:
+        return Entry(entry_id, None, exc, fields=fields)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @functools.cache
@@ -165,4 +439,9 @@ def redis_client() -> redis.Redis:
 
 
 def get_streams() -> Streams:
-    return Streams(redis_client(), settings.STREAM_PREFIX)
+    return _streams_for(settings.STREAM_PREFIX)
+
+
+@functools.cache
+def _streams_for(prefix: str) -> Streams:
+    return Streams(redis_client(), prefix)

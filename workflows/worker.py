@@ -1,77 +1,137 @@
 """Worker: reads tasks for its free slots, runs handlers in a bounded pool, reports completions.
 
-Workers touch only Redis. A reporter thread publishes completions (and acks the tasks) as soon as
-they finish, batching whatever finished together into one round trip.
+Workers touch only Redis. Before running, each task is admitted atomically in Redis (not
+cancelled, not already done, not running elsewhere, circuit closed, under its rate limit) and
+claimed. A reporter thread publishes completions as soon as handlers finish, batching whatever
+finished together into one round trip. A watchdog thread heartbeats live work (so the reaper
+leaves it alone), enforces per-task timeouts and stops tasks whose execution was cancelled.
 """
 
 import asyncio
-import hashlib
 import json
 import queue
 import threading
 import time
-import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 import structlog
 
-from workflows.handlers import HandlerError, TaskContext, get_handler
-from workflows.messages import CompletionMessage, TaskMessage
-from workflows.streams import Entry, Streams
+from resilience.errors import TaskTimeout, error_detail
+from workflows.handlers import HandlerError, Interrupted, TaskContext, get_handler
+from workflows.messages import CompletionMessage, TaskMessage, encode
+from workflows.streams import WORKERS_GROUP, Entry, Streams
 
 log = structlog.get_logger(__name__)
 MAX_OUTPUT_BYTES = 1024 * 1024
+WATCHDOG_TICK_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Tuning that comes from settings (tests shrink the times)."""
+
+    concurrency: int = 8
+    block_ms: int = 2000
+    task_timeout_seconds: float = 300.0
+    visibility_timeout_seconds: float = 30.0
+    circuit_failure_threshold: int = 5
+    circuit_reset_seconds: float = 30.0
+
+    @property
+    def claim_ms(self) -> int:
+        return int(self.visibility_timeout_seconds * 1000)
+
+
+@dataclass
+class Running:
+    """One task in flight in this process."""
+
+    entry_id: bytes
+    task: TaskMessage
+    context: TaskContext
+    started: float
+    expires: float
+    future: Future | None = None
+    reported: bool = False
 
 
 class Worker:
     """One worker process's engine; `step()` does one read, `drain()` finishes in-flight work."""
 
-    def __init__(self, streams: Streams, *, consumer: str, concurrency: int, block_ms: int):
+    def __init__(self, streams: Streams, *, consumer: str, config: WorkerConfig):
         self.streams = streams
         self.consumer = consumer
-        self.concurrency = concurrency
-        self.block_ms = block_ms
-        self.slots = threading.Semaphore(concurrency)
-        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="handler")
+        self.config = config
+        self.slots = threading.Semaphore(config.concurrency)
+        # Extra threads: a handler that ignores its stop signal after a timeout keeps its
+        # thread, but must not shrink the pool below the advertised concurrency.
+        self.pool = ThreadPoolExecutor(config.concurrency * 2, thread_name_prefix="handler")
         self.finished: queue.SimpleQueue = queue.SimpleQueue()
-        self.in_flight = 0
-        self.in_flight_lock = threading.Lock()
+        self.running: dict[bytes, Running] = {}
+        self.lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.reporter = threading.Thread(target=self._report_forever, name="reporter", daemon=True)
-        self.reporter.start()
+        self.shutting_down = threading.Event()
+        threading.Thread(target=self._report_forever, name="reporter", daemon=True).start()
+        threading.Thread(target=self._watch_forever, name="watchdog", daemon=True).start()
 
     def step(self) -> int:
         """Read at most as many tasks as there are free slots and start them; returns how many."""
         free = self._take_slots()
         if not free:
             return 0
-        entries = self.streams.read_tasks(self.consumer, free, self.block_ms)
-        for _ in range(free - len(entries)):
-            self.slots.release()
+        try:
+            entries = self.streams.read_tasks(self.consumer, free, self.config.block_ms)
+        except Exception:
+            self._release(free)
+            raise
+        self._release(free - len(entries))
         if not entries:
             return 0
-        cancelled = self.streams.cancelled_among(
-            e.message.execution_id for e in entries if e.message is not None
+        undecodable = [e for e in entries if e.message is None]
+        for entry in undecodable:
+            log.error("task_undecodable", entry_id=entry.id.decode(), error=str(entry.error))
+        readable = [e for e in entries if e.message is not None]
+        verdicts = self.streams.admit(
+            [e.message for e in readable],
+            self.consumer,
+            claim_ms=self.config.claim_ms,
+            probe_seconds=self.config.visibility_timeout_seconds,
         )
-        dropped = []
-        for entry in entries:
-            if entry.message is None or entry.message.execution_id in cancelled:
-                if entry.message is None:
-                    log.error("task_undecodable", entry_id=entry.id.decode(), error=str(entry.error))
-                dropped.append(entry.id)
-                self.slots.release()
+        dropped, deferred = [e.id for e in undecodable], []
+        for entry, admission in zip(readable, verdicts, strict=True):
+            if admission.verdict == "run":
+                self._start(entry)
                 continue
-            self._start(entry)
+            self._release(1)
+            if admission.verdict in {"circuit", "rate"}:
+                # Not a failed attempt: wait in the delayed set until the handler may run.
+                deferred.append((entry.id, entry.message, time.time() + max(admission.wait_seconds, 0.05)))
+            else:
+                dropped.append(entry.id)
         self.streams.ack_tasks(dropped)
+        self.streams.defer_tasks(deferred)
         return len(entries)
 
     def drain(self, timeout: float) -> bool:
-        """Wait for in-flight tasks to finish and be reported; False if the bound ran out."""
+        """SIGTERM: wait for in-flight tasks to finish and be reported, then stop what is left
+        (it is handed back to the stream, not lost). True if everything finished in time."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with self.in_flight_lock:
-                if self.in_flight == 0:
+            with self.lock:
+                if not self.running:
                     return True
+            time.sleep(0.05)
+        self.shutting_down.set()
+        with self.lock:
+            left = list(self.running.values())
+        for running in left:
+            running.context.request_stop("shutdown")
+        grace = time.monotonic() + 2.0
+        while time.monotonic() < grace:
+            with self.lock:
+                if not self.running:
+                    break
             time.sleep(0.05)
         return False
 
@@ -79,14 +139,16 @@ class Worker:
         if not self.slots.acquire(timeout=1.0):
             return 0
         taken = 1
-        while taken < self.concurrency and self.slots.acquire(blocking=False):
+        while taken < self.config.concurrency and self.slots.acquire(blocking=False):
             taken += 1
         return taken
 
+    def _release(self, count: int) -> None:
+        for _ in range(count):
+            self.slots.release()
+
     def _start(self, entry: Entry) -> None:
         task: TaskMessage = entry.message
-        with self.in_flight_lock:
-            self.in_flight += 1
         registered = get_handler(task.handler)
         context = TaskContext(
             execution_id=task.execution_id,
@@ -97,21 +159,28 @@ class Worker:
             deadline=task.deadline,
         )
         started = time.time()
+        timeout = task.timeout_seconds or self.config.task_timeout_seconds
+        if task.deadline:
+            timeout = max(0.0, min(timeout, task.deadline - started))
+        running = Running(entry.id, task, context, started, started + timeout)
+        with self.lock:
+            self.running[entry.id] = running
         if registered is not None and registered.is_async:
             future = asyncio.run_coroutine_threadsafe(
                 registered.function(task.config, context), self._event_loop()
             )
         else:
-            future = self.pool.submit(self._call, registered, task, context)
-        future.add_done_callback(lambda f: self.finished.put((entry.id, task, started, f)))
+            future = self.pool.submit(_call, registered, task, context)
+        running.future = future
+        future.add_done_callback(lambda f: self._finish(running, f))
 
-    @staticmethod
-    def _call(registered, task: TaskMessage, context: TaskContext):
-        if registered is None:
-            raise HandlerError(
-                f"no handler named {task.handler!r} in this worker", code="unknown_handler", permanent=True
-            )
-        return registered.function(task.config, context)
+    def _finish(self, running: Running, future: Future | None, timed_out: bool = False) -> None:
+        """Called once per outcome source (handler done, timeout); only the first one counts."""
+        with self.lock:
+            if running.reported:
+                return
+            running.reported = True
+        self.finished.put((running, future, timed_out))
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         if self.loop is None:
@@ -127,77 +196,138 @@ class Worker:
                     batch.append(self.finished.get_nowait())
                 except queue.Empty:
                     break
-            done = [
-                (entry_id, self._completion(task, started, future))
-                for entry_id, task, started, future in batch
-            ]
-            self._publish(done)
-            with self.in_flight_lock:
-                self.in_flight -= len(batch)
-            for _ in batch:
-                self.slots.release()
+            done, handed_back, dropped = [], [], []
+            for running, future, timed_out in batch:
+                outcome = self._outcome(running, future, timed_out)
+                if outcome == "shutdown":
+                    handed_back.append(running)
+                elif outcome == "cancelled":
+                    dropped.append(running.entry_id)
+                else:
+                    done.append((running.entry_id, outcome, running.task.handler))
+            self._with_retry(
+                lambda done=done: self.streams.publish_completions(
+                    done, circuit=(self.config.circuit_failure_threshold, self.config.circuit_reset_seconds)
+                )
+            )
+            for running in handed_back:
+                self._with_retry(
+                    lambda r=running: self.streams.redeliver(
+                        self.streams.tasks,
+                        WORKERS_GROUP,
+                        r.entry_id,
+                        encode(r.task),
+                        release=self.streams.claim_key(r.task.task_id, r.task.attempt),
+                    )
+                )
+            self._with_retry(lambda dropped=dropped: self.streams.ack_tasks(dropped))
+            with self.lock:
+                for running, _, _ in batch:
+                    self.running.pop(running.entry_id, None)
+            self._release(len(batch))
 
-    def _publish(self, done: list) -> None:
-        """Retry until Redis takes the completions: they are the only record of the work done."""
+    def _with_retry(self, operation) -> None:
+        """Retry until Redis takes it: a completion is the only record of the work done."""
         delay = 0.1
         while True:
             try:
-                self.streams.publish_completions(done)
+                operation()
                 return
             except Exception as exc:  # connection errors of any kind: keep the results and retry
-                log.warning("completion_publish_failed", error=str(exc), retry_in=delay)
+                log.warning("redis_write_failed", error=str(exc), retry_in=delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _completion(self, task: TaskMessage, started: float, future: Future) -> CompletionMessage:
+    def _outcome(self, running: Running, future: Future | None, timed_out: bool):
+        """A CompletionMessage, or 'shutdown' (hand back) / 'cancelled' (drop)."""
+        task = running.task
         common = dict(
             task_id=task.task_id,
             execution_id=task.execution_id,
             node_id=task.node_id,
             attempt=task.attempt,
-            started_at=started,
+            started_at=running.started,
             finished_at=time.time(),
             worker=self.consumer,
         )
-        exc = future.exception()
+        if timed_out:
+            exc: BaseException | None = TaskTimeout(
+                f"task exceeded its timeout of {running.expires - running.started:.3g} s", code="task_timeout"
+            )
+        else:
+            exc = future.exception() if not future.cancelled() else Interrupted("cancelled")
+        if isinstance(exc, Interrupted):
+            if exc.reason == "timeout":
+                exc = TaskTimeout("task exceeded its timeout", code="task_timeout")
+            elif exc.reason in {"shutdown", "cancelled"}:
+                return exc.reason
         if exc is None:
-            output = future.result()
-            output = {} if output is None else output
-            if not isinstance(output, dict):
-                output = {"result": output}
-            try:
-                size = len(json.dumps(output))
-            except (TypeError, ValueError) as err:
-                exc = HandlerError(
-                    f"handler output is not JSON-serialisable: {err}", code="invalid_output", permanent=True
-                )
-            else:
-                if size > MAX_OUTPUT_BYTES:
-                    exc = HandlerError(
-                        f"handler output is {size} bytes, the limit is {MAX_OUTPUT_BYTES}",
-                        code="output_too_large",
-                        permanent=True,
-                    )
-                else:
-                    return CompletionMessage(ok=True, output=output, **common)
+            output, exc = _checked_output(future.result())
+            if exc is None:
+                return CompletionMessage(ok=True, output=output, **common)
+        detail = error_detail(exc)
         log.warning(
             "task_failed",
             execution_id=task.execution_id,
             node_id=task.node_id,
             attempt=task.attempt,
-            error=str(exc),
+            category=detail["category"],
+            error=detail["message"],
         )
-        return CompletionMessage(ok=False, error=error_detail(exc), exhausted=True, **common)
+        return CompletionMessage(ok=False, error=detail, **common)
+
+    def _watch_forever(self) -> None:
+        last_beat = 0.0
+        interval = max(0.2, self.config.visibility_timeout_seconds / 3)
+        while True:
+            time.sleep(WATCHDOG_TICK_SECONDS)
+            now = time.time()
+            with self.lock:
+                live = [r for r in self.running.values() if not r.reported]
+            for running in live:
+                if now >= running.expires:
+                    running.context.request_stop("timeout")
+                    if running.future is not None:
+                        running.future.cancel()
+                    self._finish(running, running.future, timed_out=True)
+            if live and now - last_beat >= interval:
+                last_beat = now
+                try:
+                    self.streams.heartbeat(
+                        self.consumer, [(r.entry_id, r.task) for r in live], claim_ms=self.config.claim_ms
+                    )
+                    cancelled = self.streams.cancelled_executions({r.task.execution_id for r in live})
+                except Exception as exc:  # Redis blip: the next beat tries again
+                    log.warning("heartbeat_failed", error=str(exc))
+                    continue
+                for running in live:
+                    if running.task.execution_id in cancelled:
+                        running.context.request_stop("cancelled")
 
 
-def error_detail(exc: BaseException) -> dict:
-    """What a failed attempt records: code, message, whether permanent, traceback and its hash."""
-    trace = "".join(traceback.format_exception(exc))
-    return {
-        "code": getattr(exc, "code", exc.__class__.__name__),
-        "category": "handler",
-        "message": str(exc) or exc.__class__.__name__,
-        "permanent": bool(getattr(exc, "permanent", False)),
-        "traceback": trace[-8000:],
-        "traceback_hash": hashlib.sha256(trace.encode()).hexdigest()[:16],
-    }
+def _call(registered, task: TaskMessage, context: TaskContext):
+    if registered is None:
+        raise HandlerError(
+            f"no handler named {task.handler!r} in this worker", code="unknown_handler", permanent=True
+        )
+    return registered.function(task.config, context)
+
+
+def _checked_output(output) -> tuple[dict | None, BaseException | None]:
+    """Handlers return a JSON-serialisable dict (None means {}, other values are wrapped)."""
+    output = {} if output is None else output
+    if not isinstance(output, dict):
+        output = {"result": output}
+    try:
+        size = len(json.dumps(output))
+    except (TypeError, ValueError) as err:
+        return None, HandlerError(
+            f"handler output is not JSON-serialisable: {err}", code="invalid_output", permanent=True
+        )
+    if size > MAX_OUTPUT_BYTES:
+        return None, HandlerError(
+            f"handler output is {size} bytes, the limit is {MAX_OUTPUT_BYTES}",
+            code="output_too_large",
+            permanent=True,
+        )
+    return output, None

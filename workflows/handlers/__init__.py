@@ -2,17 +2,19 @@
 
 import asyncio
 import importlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from resilience.errors import ClassifiedError
 
-class HandlerError(Exception):
+
+class HandlerError(ClassifiedError):
     """Raised by a handler to fail its task; `permanent` means retrying cannot help."""
 
     def __init__(self, message: str, *, code: str = "handler_error", permanent: bool = False):
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code, category="validation" if permanent else "handler")
         self.permanent = permanent
 
 
@@ -27,11 +29,32 @@ class TaskContext:
     # Outputs of the node's direct dependencies, for handlers registered with upstream=True.
     upstream: dict = field(default_factory=dict)
     deadline: float | None = None
+    # Set by the worker on timeout, cancel or shutdown; long handlers should watch it.
+    stop: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    stop_reason: list = field(default_factory=list, repr=False, compare=False)
 
     @property
     def idempotency_key(self) -> str:
         """The same for every attempt of this node in this execution: pass it to services."""
         return f"{self.execution_id}:{self.node_id}"
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stop.is_set():
+            self.stop_reason.append(reason)
+            self.stop.set()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep that wakes early when the worker stops this task; raises Interrupted then."""
+        if self.stop.wait(seconds):
+            raise Interrupted(self.stop_reason[0] if self.stop_reason else "stopped")
+
+
+class Interrupted(Exception):
+    """The worker stopped this task (timeout, cancel, shutdown) before the handler finished."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"interrupted: {reason}")
+        self.reason = reason
 
 
 @dataclass(frozen=True)

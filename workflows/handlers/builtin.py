@@ -60,6 +60,19 @@ def decision_handler(config: dict, context: TaskContext) -> dict:
     return {"result": result, "value_a": value_a, "operator": symbol, "value_b": value_b}
 
 
+@handler("delay")
+def delay_handler(config: dict, context: TaskContext) -> dict:
+    """Wait `seconds` (wakes early on timeout, cancel or shutdown): for demos of those paths."""
+    fail_if_simulated(config, context)
+    seconds = config.get("seconds", 1)
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+        raise HandlerError(
+            f"'seconds' must be a number >= 0, got {seconds!r}", code="invalid_config", permanent=True
+        )
+    context.sleep(float(seconds))
+    return {"slept": seconds}
+
+
 @handler("call_external_service")
 def call_external_service(config: dict, context: TaskContext) -> dict:
     """An HTTP call; offline (the default) it answers with a deterministic mock response."""

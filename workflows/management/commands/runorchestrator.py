@@ -17,6 +17,7 @@ class Command(BaseCommand):
         stop = StopFlag()
         stop.install()
         streams = get_streams()
+        streams.check_no_eviction()
         streams.ensure_groups()
         orchestrator = Orchestrator(
             streams,

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand
 
 from workflows.runner import StopFlag, consumer_name, run_until_stopped
 from workflows.streams import get_streams
-from workflows.worker import Worker
+from workflows.worker import Worker, WorkerConfig
 
 
 class Command(BaseCommand):
@@ -18,14 +18,18 @@ class Command(BaseCommand):
         stop = StopFlag()
         stop.install()
         streams = get_streams()
+        streams.check_no_eviction()
         streams.ensure_groups()
-        worker = Worker(
-            streams,
-            consumer=consumer_name("worker"),
+        config = WorkerConfig(
             concurrency=concurrency,
             block_ms=settings.RUNNER_BLOCK_MS,
+            task_timeout_seconds=settings.TASK_TIMEOUT_SECONDS,
+            visibility_timeout_seconds=settings.VISIBILITY_TIMEOUT_SECONDS,
+            circuit_failure_threshold=settings.CIRCUIT_FAILURE_THRESHOLD,
+            circuit_reset_seconds=settings.CIRCUIT_RESET_SECONDS,
         )
+        worker = Worker(streams, consumer=consumer_name("worker"), config=config)
         self.stdout.write(f"worker {worker.consumer} started, concurrency {concurrency}")
         run_until_stopped(worker.step, stop, once=once)
         if not worker.drain(drain_timeout):
-            self.stderr.write("drain timed out; unfinished tasks will be reclaimed")
+            self.stderr.write("drain timed out; unfinished tasks were handed back for another worker")

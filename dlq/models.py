@@ -1,0 +1,51 @@
+"""DeadLetter: a task that exhausted its attempts (or poisoned its workers), parked for triage."""
+
+from django.conf import settings
+from django.db import models
+
+from workflows.models import Execution, TaskRun
+
+
+class DeadLetter(models.Model):
+    """Written by the orchestrator in the same transaction that fails the node and execution."""
+
+    class Status(models.TextChoices):
+        OPEN = "OPEN"
+        RETRIED = "RETRIED"
+        DISCARDED = "DISCARDED"
+
+    task_run = models.ForeignKey(TaskRun, on_delete=models.CASCADE, related_name="dead_letters")
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="dead_letters")
+    node_id = models.CharField(max_length=128)
+    handler = models.CharField(max_length=100)
+    config = models.JSONField(null=True, blank=True)
+    attempt = models.PositiveIntegerField()
+    category = models.CharField(max_length=32)
+    code = models.CharField(max_length=100)
+    message = models.TextField()
+    traceback = models.TextField(blank=True, default="")
+    traceback_hash = models.CharField(max_length=64, blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # Triage lists: open letters first, filtered by handler or category.
+            models.Index(fields=["status", "-created_at"], name="deadletter_status_created"),
+            models.Index(fields=["handler", "status"], name="deadletter_handler_status"),
+            models.Index(fields=["category", "status"], name="deadletter_category_status"),
+            models.Index(fields=["traceback_hash"], name="deadletter_traceback_hash"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node_id} ({self.category}: {self.code})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN

@@ -1,0 +1,141 @@
+"""Reaper / scheduler: the periodic, idempotent passes that recover from every kind of loss.
+
+Each pass is a method that returns how much it did, so tests call them one by one. Two reapers
+may run at once: every pass is atomic in Redis (Lua, XAUTOCLAIM) or guarded by row locks.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+from django.utils import timezone
+
+from resilience.errors import simple_error
+from workflows import engine, services
+from workflows.messages import CompletionMessage, MessageError, decode_task, encode
+from workflows.models import Execution, TaskRun
+from workflows.streams import ORCHESTRATORS_GROUP, WORKERS_GROUP, Streams
+
+log = structlog.get_logger(__name__)
+REPUBLISH_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class ReaperConfig:
+    visibility_timeout_seconds: float = 30.0
+    republish_after_seconds: float = 60.0
+    max_deliveries: int = 3
+
+
+class Reaper:
+    """One reaper process; `sweep()` runs every pass once."""
+
+    def __init__(self, streams: Streams, *, consumer: str, config: ReaperConfig):
+        self.streams = streams
+        self.consumer = consumer
+        self.config = config
+
+    def sweep(self) -> dict[str, int]:
+        redis_lost = not self.streams.survived()
+        if redis_lost:
+            log.warning("redis_data_lost", action="re-dispatching every queued task from the database")
+            self.streams.ensure_groups()
+        return {
+            "delayed_moved": self.move_due_delayed(),
+            "tasks_reclaimed": self.reclaim_tasks(),
+            "completions_reclaimed": self.reclaim_completions(),
+            "republished": self.republish_lost(everything=redis_lost),
+            "timed_out": self.time_out_executions(),
+        }
+
+    def move_due_delayed(self) -> int:
+        """Retries, rate-limited and circuit-held tasks whose time has come go to the task stream."""
+        return self.streams.move_due_delayed()
+
+    def reclaim_tasks(self) -> int:
+        """Tasks idle past the visibility timeout (worker dead or stuck) are re-delivered; one
+        delivered too many times (it kills its worker) becomes a `poison` dead letter."""
+        claimed, deleted = self.streams.reclaim(
+            self.streams.tasks, WORKERS_GROUP, self.consumer, min_idle_ms=self._idle_ms()
+        )
+        # Trimmed while pending: the content is gone; republish_lost re-dispatches from PostgreSQL.
+        self.streams.drop(self.streams.tasks, WORKERS_GROUP, deleted)
+        for entry_id, fields in claimed:
+            try:
+                task = decode_task(fields)
+            except MessageError as exc:
+                log.error("reclaimed_task_undecodable", entry_id=entry_id.decode(), error=str(exc))
+                self.streams.drop(self.streams.tasks, WORKERS_GROUP, [entry_id])
+                continue
+            release = self.streams.claim_key(task.task_id, task.attempt)
+            if task.deliveries + 1 >= self.config.max_deliveries:
+                self.streams.publish_completion(_poison(task, self.consumer, self.config.max_deliveries))
+                self.streams.drop(self.streams.tasks, WORKERS_GROUP, [entry_id])
+                self.streams.client.delete(release)
+                log.error("task_poison", execution_id=task.execution_id, node_id=task.node_id)
+                continue
+            again = encode(type(task)(**{**task.__dict__, "deliveries": task.deliveries + 1}))
+            self.streams.redeliver(self.streams.tasks, WORKERS_GROUP, entry_id, again, release=release)
+        return len(claimed) + len(deleted)
+
+    def reclaim_completions(self) -> int:
+        """Completions a dead orchestrator read but never acked go back to the stream."""
+        claimed, deleted = self.streams.reclaim(
+            self.streams.completions, ORCHESTRATORS_GROUP, self.consumer, min_idle_ms=self._idle_ms()
+        )
+        self.streams.drop(self.streams.completions, ORCHESTRATORS_GROUP, deleted)
+        for entry_id, fields in claimed:
+            self.streams.redeliver(self.streams.completions, ORCHESTRATORS_GROUP, entry_id, fields)
+        return len(claimed) + len(deleted)
+
+    def republish_lost(self, *, everything: bool = False) -> int:
+        """QUEUED tasks nobody holds (publish lost in a crash, or Redis lost its data) are
+        published again; workers drop a copy whose delivery already ran."""
+        queued = TaskRun.objects.filter(
+            status=TaskRun.Status.QUEUED, execution__status=Execution.Status.RUNNING
+        )
+        if not everything:
+            cutoff = timezone.now() - timedelta(seconds=self.config.republish_after_seconds)
+            queued = queued.filter(queued_at__lt=cutoff)
+        rows = list(queued.order_by("queued_at").values_list("id", "execution_id")[:REPUBLISH_BATCH])
+        if not rows:
+            return 0
+        runs = {}
+        for _, execution_id in rows:
+            if str(execution_id) not in runs:
+                runs[str(execution_id)] = engine.run_snapshot(execution_id)
+        messages = engine.messages_for_queued(TaskRun.objects.filter(id__in=[pk for pk, _ in rows]), runs)
+        lost = [m for m, held in zip(messages, self.streams.accounted_for(messages), strict=True) if not held]
+        self.streams.publish_tasks(lost)
+        if lost:
+            log.warning("tasks_republished", count=len(lost))
+        return len(lost)
+
+    def time_out_executions(self) -> int:
+        """RUNNING executions past their deadline end TIMED_OUT; what is left is cancelled."""
+        due = Execution.objects.filter(
+            status=Execution.Status.RUNNING, deadline__lt=timezone.now()
+        ).values_list("id", flat=True)[:REPUBLISH_BATCH]
+        return sum(services.execution_time_out(execution_id=execution_id) for execution_id in due)
+
+    def _idle_ms(self) -> int:
+        return int(self.config.visibility_timeout_seconds * 1000)
+
+
+def _poison(task, consumer: str, deliveries: int) -> CompletionMessage:
+    error = simple_error(
+        "poison",
+        "poison_message",
+        f"task was delivered {deliveries} times and never completed (it may crash its worker)",
+        permanent=True,
+    )
+    return CompletionMessage(
+        task_id=task.task_id,
+        execution_id=task.execution_id,
+        node_id=task.node_id,
+        attempt=task.attempt,
+        ok=False,
+        error=error,
+        exhausted=True,
+        worker=consumer,
+    )

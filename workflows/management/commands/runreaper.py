@@ -1,0 +1,41 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from resilience.reaper import Reaper, ReaperConfig
+from workflows.runner import StopFlag, consumer_name, run_until_stopped
+from workflows.streams import get_streams
+
+
+class Command(BaseCommand):
+    help = (
+        "Recover stuck work: delayed retries, reclaims, poison messages, lost publishes, workflow timeouts."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--interval", type=float, default=settings.REAPER_INTERVAL_SECONDS)
+        parser.add_argument("--once", action="store_true", help="one sweep, print what it did, exit")
+
+    def handle(self, *args, interval, once, **options):
+        stop = StopFlag()
+        stop.install()
+        streams = get_streams()
+        streams.check_no_eviction()
+        streams.ensure_groups()
+        reaper = Reaper(
+            streams,
+            consumer=consumer_name("reaper"),
+            config=ReaperConfig(
+                visibility_timeout_seconds=settings.VISIBILITY_TIMEOUT_SECONDS,
+                republish_after_seconds=settings.REPUBLISH_AFTER_SECONDS,
+                max_deliveries=settings.MAX_DELIVERIES,
+            ),
+        )
+        self.stdout.write(f"reaper {reaper.consumer} started, every {interval} s")
+
+        def sweep() -> None:
+            done = reaper.sweep()
+            if once:
+                self.stdout.write(str(done))
+            stop.event.wait(interval)
+
+        run_until_stopped(sweep, stop, once=once)
