@@ -1,11 +1,14 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from dlq.api import DeadLetterViewSet
 from workflows.api import views
 
-router = SimpleRouter(trailing_slash="/?")
+router = SimpleRouter()
+router.trailing_slash = "/?"  # like the seed's /workflow endpoints: no trailing slash needed
 router.register("executions", views.ExecutionViewSet, basename="execution")
 router.register("workflows", views.WorkflowViewSet, basename="workflow")
+router.register("admin/dlq", DeadLetterViewSet, basename="dead-letter")
 
 urlpatterns = [
     path("workflow", views.WorkflowSubmitView.as_view(), name="workflow-submit"),

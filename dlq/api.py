@@ -1,0 +1,96 @@
+"""Staff-only DLQ API: list with filters, retry, discard."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import permissions, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from dlq import services
+from dlq.models import DeadLetter
+from workflows.services import ServiceError, parse_execution_id
+
+
+class DeadLetterOutput(serializers.ModelSerializer):
+    resolved_by = serializers.CharField(source="resolved_by.username", default=None)
+
+    class Meta:
+        model = DeadLetter
+        fields = [
+            "id",
+            "execution_id",
+            "node_id",
+            "handler",
+            "attempt",
+            "category",
+            "code",
+            "message",
+            "traceback",
+            "traceback_hash",
+            "config",
+            "status",
+            "created_at",
+            "resolved_by",
+            "resolved_at",
+            "note",
+        ]
+
+
+class ResolutionInput(serializers.Serializer):
+    note = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+
+
+class DeadLetterViewSet(viewsets.ReadOnlyModelViewSet):
+    """Dead letters, newest first; retry re-queues the task, DELETE discards the entry."""
+
+    serializer_class = DeadLetterOutput
+    permission_classes = [permissions.IsAdminUser]
+    filters = {"status": "status", "handler": "handler", "category": "category", "execution": "execution_id"}
+
+    @extend_schema(parameters=[OpenApiParameter(name, str) for name in filters])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    def get_queryset(self):
+        queryset = DeadLetter.objects.select_related("resolved_by")
+        for param, field in self.filters.items():
+            value = self.request.query_params.get(param)
+            if not value:
+                continue
+            if param == "status":
+                value = value.upper()
+                if value not in DeadLetter.Status.values:
+                    raise ServiceError(
+                        f"unknown status {value!r}; use one of {list(DeadLetter.Status.values)}"
+                    )
+            if param == "execution":
+                value = parse_execution_id(value)
+            queryset = queryset.filter(**{field: value})
+        return queryset
+
+    @extend_schema(request=ResolutionInput, responses={200: DeadLetterOutput})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        """Re-queue the task with fresh attempts; the execution runs again."""
+        note = self._note(request)
+        letter = services.dead_letter_retry(dead_letter_id=self._id(pk), user=request.user, note=note)
+        return Response(DeadLetterOutput(letter).data)
+
+    @extend_schema(request=ResolutionInput, responses={200: DeadLetterOutput})
+    def destroy(self, request, pk=None):
+        """Discard: close the entry (kept for the record, status DISCARDED)."""
+        letter = services.dead_letter_discard(
+            dead_letter_id=self._id(pk), user=request.user, note=self._note(request)
+        )
+        return Response(DeadLetterOutput(letter).data, status=status.HTTP_200_OK)
+
+    @staticmethod
+    def _id(pk) -> int:
+        if not str(pk).isdigit():
+            raise services.NotFound(f"no dead letter with id {pk!r}")
+        return int(pk)
+
+    @staticmethod
+    def _note(request) -> str:
+        data = ResolutionInput(data=request.data if isinstance(request.data, dict) else {})
+        data.is_valid(raise_exception=True)
+        return data.validated_data["note"]

@@ -1,0 +1,88 @@
+"""Dead-letter triage: retry (fresh attempts, execution RUNNING again) and discard.
+
+The API, the admin and the dashboard all call these, so a retry behaves the same everywhere.
+"""
+
+from datetime import timedelta
+
+import structlog
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from dlq.models import DeadLetter
+from workflows import engine
+from workflows.models import Execution, TaskRun
+from workflows.services import Conflict, NotFound
+from workflows.streams import get_streams
+
+log = structlog.get_logger(__name__)
+
+
+def dead_letter_retry(*, dead_letter_id: int, user, note: str = "") -> DeadLetter:
+    """Re-queue the task with fresh attempts; its execution runs again and the DAG continues."""
+    with transaction.atomic():
+        letter = DeadLetter.objects.filter(pk=dead_letter_id).values_list("execution_id", flat=True).first()
+        if letter is None:
+            raise NotFound(f"no dead letter with id {dead_letter_id}")
+        run = engine.lock_runs([letter])[str(letter)]
+        letter = DeadLetter.objects.select_for_update().get(pk=dead_letter_id)
+        if not letter.is_open:
+            raise Conflict(f"dead letter is already {letter.status}", code="already_resolved")
+        if run.status != Execution.Status.FAILED:
+            raise Conflict(
+                f"execution is {run.status}; only a FAILED execution can be resumed from its dead letters",
+                code="execution_not_failed",
+            )
+        now = timezone.now()
+        # The failed node starts a fresh attempt budget; nodes the failure cancelled come back.
+        TaskRun.objects.filter(pk=letter.task_run_id, status=TaskRun.Status.FAILED).update(
+            status=TaskRun.Status.PENDING, retry_base=F("attempt"), finished_at=None
+        )
+        TaskRun.objects.filter(execution_id=run.id, status=TaskRun.Status.CANCELLED).update(
+            status=TaskRun.Status.PENDING, finished_at=None
+        )
+        unfinished = TaskRun.objects.filter(execution_id=run.id).exclude(status__in=TaskRun.SATISFIED).count()
+        timeout = Execution.objects.values_list("workflow__timeout_seconds", flat=True).get(pk=run.id)
+        deadline = now + timedelta(seconds=timeout) if timeout else None
+        Execution.objects.filter(pk=run.id).update(
+            status=Execution.Status.RUNNING,
+            finished_at=None,
+            error=None,
+            unfinished_tasks=unfinished,
+            deadline=deadline,
+        )
+        run.status, run.unfinished = Execution.Status.RUNNING, unfinished
+        run.deadline = deadline.timestamp() if deadline else None
+        ready = TaskRun.objects.filter(
+            execution_id=run.id, status=TaskRun.Status.PENDING, pending_dependencies=0
+        ).values_list("id", "node_id")
+        messages = engine.advance([(run, node_id, pk) for pk, node_id in ready])
+        engine.finish_runs([run])
+        _resolve(letter, DeadLetter.Status.RETRIED, user, note, now)
+        streams = get_streams()
+        if run.failure is None:
+            transaction.on_commit(lambda: streams.publish_tasks(messages), robust=True)
+    log.info("dead_letter_retried", dead_letter_id=dead_letter_id, execution_id=str(run.id))
+    return letter
+
+
+def dead_letter_discard(*, dead_letter_id: int, user, note: str = "") -> DeadLetter:
+    """Close the entry without running anything; the execution stays as it is."""
+    with transaction.atomic():
+        letter = DeadLetter.objects.select_for_update().filter(pk=dead_letter_id).first()
+        if letter is None:
+            raise NotFound(f"no dead letter with id {dead_letter_id}")
+        if not letter.is_open:
+            raise Conflict(f"dead letter is already {letter.status}", code="already_resolved")
+        _resolve(letter, DeadLetter.Status.DISCARDED, user, note, timezone.now())
+    log.info("dead_letter_discarded", dead_letter_id=dead_letter_id)
+    return letter
+
+
+def _resolve(letter: DeadLetter, status: str, user, note: str, now) -> None:
+    letter.status = status
+    letter.resolved_by = user
+    letter.resolved_at = now
+    letter.note = note
+    letter.save(update_fields=["status", "resolved_by", "resolved_at", "note"])
