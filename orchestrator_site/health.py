@@ -18,7 +18,8 @@ def health(request):
     try:
         streams = get_streams()
         streams.ping()
-        checks["redis"] = "ok"
+        # Full Redis (maxmemory reached, noeviction): dispatch waits, so say so.
+        checks["redis"] = "full" if streams.memory_full() else "ok"
         checks["streams"] = streams.lag()
     except Exception as exc:  # likewise for Redis
         checks["redis"] = f"down: {exc.__class__.__name__}"

@@ -10,5 +10,7 @@ class WorkflowsConfig(AppConfig):
 
     def ready(self) -> None:
         from workflows.handlers import load_handlers
+        from workflows.metrics import register_collector
 
         load_handlers(settings.HANDLER_MODULES)
+        register_collector()

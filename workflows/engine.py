@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from dlq.models import DeadLetter
 from resilience.retry import RetryPolicy
+from workflows import metrics
 from workflows.bulk_sql import update_from_values
 from workflows.conditions import ConditionError
 from workflows.dag import Dag, from_definition
@@ -131,6 +132,7 @@ def completions_apply(completions: list[CompletionMessage]) -> Dispatch:
             succeeded.append((run, completion.node_id))
         else:
             failed.append((run, completion, accepted[completion.task_id]))
+    _count_outcomes(runs, [c for c in live if c.task_id in accepted])
     dispatch = Dispatch()
     _handle_failures(failed, dispatch)
     dispatch.tasks.extend(advance(_release_children(succeeded)))
@@ -449,6 +451,17 @@ def messages_for_queued(task_runs, runs: dict[str, Run]) -> list[TaskMessage]:
         task_message(runs[str(execution_id)], node_id, pk, attempt, config or {})
         for pk, execution_id, node_id, attempt, config in rows
     ]
+
+
+def _count_outcomes(runs: dict[str, Run], recorded: list[CompletionMessage]) -> None:
+    for completion in recorded:
+        handler = runs[completion.execution_id].dag.nodes[completion.node_id].handler
+        outcome = "ok" if completion.ok else (completion.error or {}).get("category", "unknown")
+        metrics.TASK_OUTCOMES.labels(handler, outcome).inc()
+        if completion.started_at and completion.finished_at:
+            metrics.TASK_DURATION.labels(handler).observe(
+                max(0.0, completion.finished_at - completion.started_at)
+            )
 
 
 def _json(value):

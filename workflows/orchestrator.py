@@ -5,7 +5,7 @@ import time
 import structlog
 from django.db import DatabaseError, connection, transaction
 
-from workflows import engine
+from workflows import engine, metrics
 from workflows.streams import Streams
 
 log = structlog.get_logger(__name__)
@@ -32,6 +32,7 @@ class Orchestrator:
         if not entries:
             return 0
         completions = [e.message for e in entries if e.message is not None]
+        metrics.BATCH_SIZE.observe(len(entries))
         for bad in (e for e in entries if e.message is None):
             log.error("completion_undecodable", entry_id=bad.id.decode(), error=str(bad.error))
         try:

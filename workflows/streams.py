@@ -402,8 +402,12 @@ class Streams:
         pipe.zcard(self.delayed)
         try:
             xlen_tasks, pending_tasks, xlen_done, pending_done, delayed = pipe.execute()
-        except redis.ResponseError:
-            return {}
+        except redis.ResponseError:  # groups not created yet: nothing has run on this prefix
+            return {
+                "tasks": {"length": 0, "pending": 0},
+                "completions": {"length": 0, "pending": 0},
+                "delayed": 0,
+            }
         return {
             "tasks": {"length": xlen_tasks, "pending": pending_tasks["pending"]},
             "completions": {"length": xlen_done, "pending": pending_done["pending"]},

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from workflows import metrics
 from workflows.orchestrator import Orchestrator
 from workflows.runner import StopFlag, consumer_name, run_until_stopped
 from workflows.streams import get_streams
@@ -11,11 +12,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--batch-size", type=int, default=settings.ORCHESTRATOR_BATCH_SIZE)
+        parser.add_argument("--metrics-port", type=int, default=0, help="serve this runner's /metrics")
         parser.add_argument("--once", action="store_true", help="one batch, then exit")
 
-    def handle(self, *args, batch_size, once, **options):
+    def handle(self, *args, metrics_port, batch_size, once, **options):
         stop = StopFlag()
         stop.install()
+        metrics.serve(metrics_port)
         streams = get_streams()
         streams.check_no_eviction()
         streams.ensure_groups()

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from resilience.reaper import Reaper, ReaperConfig
+from workflows import metrics
 from workflows.runner import StopFlag, consumer_name, run_until_stopped
 from workflows.streams import get_streams
 
@@ -13,11 +14,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--interval", type=float, default=settings.REAPER_INTERVAL_SECONDS)
+        parser.add_argument("--metrics-port", type=int, default=0, help="serve this runner's /metrics")
         parser.add_argument("--once", action="store_true", help="one sweep, print what it did, exit")
 
-    def handle(self, *args, interval, once, **options):
+    def handle(self, *args, metrics_port, interval, once, **options):
         stop = StopFlag()
         stop.install()
+        metrics.serve(metrics_port)
         streams = get_streams()
         streams.check_no_eviction()
         streams.ensure_groups()

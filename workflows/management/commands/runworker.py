@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from workflows import metrics
 from workflows.runner import StopFlag, consumer_name, run_until_stopped
 from workflows.streams import get_streams
 from workflows.worker import Worker, WorkerConfig
@@ -12,11 +13,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--concurrency", type=int, default=settings.WORKER_CONCURRENCY)
         parser.add_argument("--drain-timeout", type=float, default=30.0)
+        parser.add_argument("--metrics-port", type=int, default=0, help="serve this runner's /metrics")
         parser.add_argument("--once", action="store_true", help="one read, then drain and exit")
 
-    def handle(self, *args, concurrency, drain_timeout, once, **options):
+    def handle(self, *args, metrics_port, concurrency, drain_timeout, once, **options):
         stop = StopFlag()
         stop.install()
+        metrics.serve(metrics_port)
         streams = get_streams()
         streams.check_no_eviction()
         streams.ensure_groups()
