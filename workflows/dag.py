@@ -106,13 +106,20 @@ def parse_workflow(payload: Any, *, handlers: Collection[str], limits: Limits = 
     description = payload.get("description", "")
     if not isinstance(description, str):
         raise DagError("'description' must be a string", code="invalid_payload")
-    timeout = _optional_positive_number(payload.get("timeout_seconds"), "'timeout_seconds'")
+    timeout = _optional_positive_number(
+        payload.get("timeout_seconds"), "'timeout_seconds'", code="invalid_payload"
+    )
     strict = payload.get("strict_templates", False)
     if not isinstance(strict, bool):
         raise DagError("'strict_templates' must be true or false", code="invalid_payload")
     dag = payload.get("dag")
     if not isinstance(dag, Mapping) or not isinstance(dag.get("nodes"), list):
         raise DagError("'dag' must be an object with a 'nodes' list", code="invalid_payload")
+    if set(dag) - {"nodes"}:
+        raise DagError(
+            f"unknown field(s) in 'dag': {sorted(set(dag) - {'nodes'})}; only 'nodes' is allowed",
+            code="invalid_payload",
+        )
     compiled = build_dag(dag["nodes"], handlers=handlers, limits=limits, strict=strict)
     return Dag(
         name=name.strip(),
@@ -270,11 +277,13 @@ def _parse_retry(raw: Any, node_id: str) -> dict | None:
     return dict(raw)
 
 
-def _optional_positive_number(value: Any, what: str, *, node: str | None = None) -> float | None:
+def _optional_positive_number(
+    value: Any, what: str, *, node: str | None = None, code: str = "invalid_dag"
+) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise DagError(f"{what} must be a positive number of seconds", node=node)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise DagError(f"{what} must be a positive number of seconds", node=node, code=code)
     return value
 
 
@@ -307,6 +316,8 @@ def _find_cycle(nodes: Mapping[str, Node], stuck: set[str]) -> list[str]:
         current = next(d for d in nodes[current].dependencies if d in stuck)
     loop = path[seen[current] :]
     loop.reverse()  # dependencies point backwards; print in execution order
+    start = loop.index(min(loop))  # a stable starting point, whatever node the walk began at
+    loop = loop[start:] + loop[:start]
     return [*loop, loop[0]]
 
 
@@ -325,7 +336,7 @@ def _check_references(nodes: Mapping[str, Node], order: tuple[str, ...]) -> None
         for referenced in sorted(nodes[node_id].references):
             if referenced not in nodes:
                 raise DagError(
-                    f"node {node_id!r} references unknown node {referenced!r} in a template",
+                    f"node {node_id!r} references unknown node {referenced!r} in a template or condition",
                     code="invalid_template",
                     node=node_id,
                 )

@@ -267,9 +267,7 @@ def test_condition_references_must_be_ancestors():
 
 
 def test_condition_references_count_as_node_references():
-    dag = parse(
-        node("a"), node("b", "a", condition="{{ a.ok }} == true and \"{{ params.mode }}\" == 'x'")
-    )
+    dag = parse(node("a"), node("b", "a", condition="{{ a.ok }} == true and \"{{ params.mode }}\" == 'x'"))
 
     assert dag.nodes["b"].condition is not None
     assert dag.nodes["b"].references == frozenset({"a"})
@@ -281,6 +279,13 @@ def test_unparseable_condition_is_rejected(condition):
 
     assert error.code == "invalid_condition"
     assert error.node == "b"
+
+
+def test_deeply_nested_condition_is_a_validation_error_not_a_crash():
+    error = rejection(node("a", condition="(" * 500 + "true" + ")" * 500))
+
+    assert error.code == "invalid_condition"
+    assert error.node == "a"
 
 
 def test_null_condition_means_no_condition():
