@@ -18,6 +18,7 @@ install: $(BIN)/.installed
 
 run: install
 	$(BIN)/python manage.py migrate --no-input -v0
+	$(BIN)/python manage.py collectstatic --no-input -v0
 	$(BIN)/python manage.py bootstrap
 	$(BIN)/python manage.py runstack
 

@@ -38,7 +38,8 @@ class Reaper:
     def sweep(self) -> dict[str, int]:
         redis_lost = not self.streams.survived()
         if redis_lost:
-            log.warning("redis_data_lost", action="re-dispatching every queued task from the database")
+            # Also true on the very first sweep against a fresh Redis: re-dispatching is then a no-op.
+            log.warning("redis_epoch_missing", action="re-dispatching every queued task from the database")
             self.streams.ensure_groups()
         return {
             "delayed_moved": self.move_due_delayed(),
