@@ -92,12 +92,17 @@ class Worker:
         for entry in undecodable:
             log.error("task_undecodable", entry_id=entry.id.decode(), error=str(entry.error))
         readable = [e for e in entries if e.message is not None]
-        verdicts = self.streams.admit(
-            [e.message for e in readable],
-            self.consumer,
-            claim_ms=self.config.claim_ms,
-            probe_seconds=self.config.visibility_timeout_seconds,
-        )
+        try:
+            verdicts = self.streams.admit(
+                [e.message for e in readable],
+                self.consumer,
+                claim_ms=self.config.claim_ms,
+                probe_seconds=self.config.visibility_timeout_seconds,
+            )
+        except Exception:
+            # Redis went away mid-batch: the entries stay pending and the reaper re-delivers them.
+            self._release(len(entries))
+            raise
         dropped, deferred = [e.id for e in undecodable], []
         for entry, admission in zip(readable, verdicts, strict=True):
             if admission.verdict == "run":
