@@ -13,23 +13,30 @@ WAIT_SECONDS = 60.0
 POLL_INTERVAL_SECONDS = 0.1
 
 
-def poll_until(check: Callable[[], Any], *, what: str, timeout: float = WAIT_SECONDS) -> Any:
-    """Call `check` until it returns something truthy (returned), or fail after `timeout` seconds."""
+def poll_until(
+    check: Callable[[], Any], *, what: str | Callable[[], str], timeout: float = WAIT_SECONDS
+) -> Any:
+    """Call `check` until it returns something truthy (returned), or fail after `timeout` seconds.
+
+    `what` names what was awaited; a callable is asked only on failure, to report the last state.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {timeout:.0f} s waiting for {what}")
+            pytest.fail(f"gave up after {timeout:.0f} s waiting for {what() if callable(what) else what}")
         time.sleep(POLL_INTERVAL_SECONDS)
 
 
 class WorkflowApi:
     """The /api/v1 endpoints an end-to-end test needs, each checking its HTTP status."""
 
-    def __init__(self, client: APIClient):
+    def __init__(self, client: APIClient, *, check_alive: Callable[[], None] = lambda: None):
         self.client = client
+        # Called on every poll, so a crashed runner fails the test at once, not at the deadline.
+        self.check_alive = check_alive
 
     def submit(self, payload: dict) -> dict:
         """POST /workflow; returns {"workflow_id", "execution_id", ...}."""
@@ -66,6 +73,15 @@ class WorkflowApi:
         self.trigger(execution_id, params)
         return execution_id
 
+    def wait_until(self, check: Callable[[], Any], *, what: str | Callable[[], str]) -> Any:
+        """poll_until, failing early if one of the engine's processes has died."""
+
+        def alive_and(check=check):
+            self.check_alive()
+            return check()
+
+        return poll_until(alive_and, what=what)
+
     def wait_for_end(self, execution_id: str) -> dict:
         """Poll the status until the execution is terminal; returns the final status."""
         last: dict = {}
@@ -74,13 +90,13 @@ class WorkflowApi:
             last.update(self.status(execution_id))
             return last if last["status"] in TERMINAL_STATUSES else None
 
-        try:
-            return poll_until(ended, what=f"execution {execution_id} to end")
-        except pytest.fail.Exception:
-            pytest.fail(
-                f"execution {execution_id} still {last.get('status')} after {WAIT_SECONDS:.0f} s; "
+        return self.wait_until(
+            ended,
+            what=lambda: (
+                f"execution {execution_id} to end; last seen {last.get('status')}, "
                 f"progress {last.get('progress')}, error {last.get('error')}"
-            )
+            ),
+        )
 
     @staticmethod
     def _expect(response, status_code: int) -> dict:

@@ -124,6 +124,12 @@ def wait_until_started(runners: list[Runner]) -> None:
         time.sleep(0.05)
 
 
+def check_runners_alive(runners: list[Runner]) -> None:
+    dead = {r.name: r.process.returncode for r in runners if r.process.poll() is not None}
+    if dead:
+        pytest.fail(f"runner(s) exited during the test (exit codes): {dead}")
+
+
 def stop_runners(runners: list[Runner]) -> dict[str, int | str]:
     """SIGTERM all, wait for a clean exit within the bound, kill what is left; exit code by name."""
     for runner in runners:
@@ -166,4 +172,4 @@ def runners(request, transactional_db, stream_prefix, tmp_path) -> list[Runner]:
 @pytest.fixture
 def api(runners, alice_client) -> WorkflowApi:
     """The REST API as alice (token auth), with the engine's processes running behind it."""
-    return WorkflowApi(alice_client)
+    return WorkflowApi(alice_client, check_alive=lambda: check_runners_alive(runners))
