@@ -7,7 +7,7 @@ from rest_framework.response import Response
 
 from dlq import services
 from dlq.models import DeadLetter
-from workflows.services import ServiceError, parse_execution_id
+from workflows.services import ServiceError, parse_filter_id
 
 
 class DeadLetterOutput(serializers.ModelSerializer):
@@ -63,7 +63,7 @@ class DeadLetterViewSet(viewsets.ReadOnlyModelViewSet):
                         f"unknown status {value!r}; use one of {list(DeadLetter.Status.values)}"
                     )
             if param == "execution":
-                value = parse_execution_id(value)
+                value = parse_filter_id(value, "execution")
             queryset = queryset.filter(**{field: value})
         return queryset
 

@@ -29,31 +29,21 @@ def dead_letter_retry(*, dead_letter_id: int, user, note: str = "") -> DeadLette
         letter = DeadLetter.objects.select_for_update().get(pk=dead_letter_id)
         if not letter.is_open:
             raise Conflict(f"dead letter is already {letter.status}", code="already_resolved")
-        if run.status != Execution.Status.FAILED:
+        task_failed = TaskRun.objects.filter(pk=letter.task_run_id, status=TaskRun.Status.FAILED).exists()
+        # RUNNING happens when a sibling's dead letter from the same failure was retried first.
+        if not task_failed or run.status not in {Execution.Status.FAILED, Execution.Status.RUNNING}:
             raise Conflict(
-                f"execution is {run.status}; only a FAILED execution can be resumed from its dead letters",
+                f"execution is {run.status}; only a failed execution (or one resumed from another of "
+                "its dead letters) can be resumed",
                 code="execution_not_failed",
             )
         now = timezone.now()
-        # The failed node starts a fresh attempt budget; nodes the failure cancelled come back.
-        TaskRun.objects.filter(pk=letter.task_run_id, status=TaskRun.Status.FAILED).update(
+        # The failed node starts a fresh attempt budget.
+        TaskRun.objects.filter(pk=letter.task_run_id).update(
             status=TaskRun.Status.PENDING, retry_base=F("attempt"), finished_at=None
         )
-        TaskRun.objects.filter(execution_id=run.id, status=TaskRun.Status.CANCELLED).update(
-            status=TaskRun.Status.PENDING, finished_at=None
-        )
-        unfinished = TaskRun.objects.filter(execution_id=run.id).exclude(status__in=TaskRun.SATISFIED).count()
-        timeout = Execution.objects.values_list("workflow__timeout_seconds", flat=True).get(pk=run.id)
-        deadline = now + timedelta(seconds=timeout) if timeout else None
-        Execution.objects.filter(pk=run.id).update(
-            status=Execution.Status.RUNNING,
-            finished_at=None,
-            error=None,
-            unfinished_tasks=unfinished,
-            deadline=deadline,
-        )
-        run.status, run.unfinished = Execution.Status.RUNNING, unfinished
-        run.deadline = deadline.timestamp() if deadline else None
+        if run.status == Execution.Status.FAILED:
+            _resume_execution(run, now)
         ready = TaskRun.objects.filter(
             execution_id=run.id, status=TaskRun.Status.PENDING, pending_dependencies=0
         ).values_list("id", "node_id")
@@ -67,14 +57,44 @@ def dead_letter_retry(*, dead_letter_id: int, user, note: str = "") -> DeadLette
     return letter
 
 
+def _resume_execution(run: engine.Run, now) -> None:
+    """Back to RUNNING: nodes the failure cancelled come back, counters and deadline reset."""
+    TaskRun.objects.filter(execution_id=run.id, status=TaskRun.Status.CANCELLED).update(
+        status=TaskRun.Status.PENDING, finished_at=None
+    )
+    unfinished = TaskRun.objects.filter(execution_id=run.id).exclude(status__in=TaskRun.SATISFIED).count()
+    timeout = Execution.objects.values_list("workflow__timeout_seconds", flat=True).get(pk=run.id)
+    deadline = now + timedelta(seconds=timeout) if timeout else None
+    Execution.objects.filter(pk=run.id).update(
+        status=Execution.Status.RUNNING,
+        finished_at=None,
+        error=None,
+        unfinished_tasks=unfinished,
+        deadline=deadline,
+    )
+    run.status, run.unfinished = Execution.Status.RUNNING, unfinished
+    run.deadline = deadline.timestamp() if deadline else None
+
+
 def dead_letter_discard(*, dead_letter_id: int, user, note: str = "") -> DeadLetter:
-    """Close the entry without running anything; the execution stays as it is."""
+    """Close the entry without running anything. If a sibling's retry had resumed the execution,
+    this node can now never finish, so the execution fails again."""
     with transaction.atomic():
-        letter = DeadLetter.objects.select_for_update().filter(pk=dead_letter_id).first()
-        if letter is None:
+        execution_id = (
+            DeadLetter.objects.filter(pk=dead_letter_id).values_list("execution_id", flat=True).first()
+        )
+        if execution_id is None:
             raise NotFound(f"no dead letter with id {dead_letter_id}")
+        run = engine.lock_runs([execution_id])[str(execution_id)]
+        letter = DeadLetter.objects.select_for_update().get(pk=dead_letter_id)
         if not letter.is_open:
             raise Conflict(f"dead letter is already {letter.status}", code="already_resolved")
+        still_failed = TaskRun.objects.filter(pk=letter.task_run_id, status=TaskRun.Status.FAILED).exists()
+        if run.status == Execution.Status.RUNNING and still_failed:
+            run.fail(
+                letter.node_id, {"code": letter.code, "category": letter.category, "message": letter.message}
+            )
+            engine.finish_runs([run])
         _resolve(letter, DeadLetter.Status.DISCARDED, user, note, timezone.now())
     log.info("dead_letter_discarded", dead_letter_id=dead_letter_id)
     return letter

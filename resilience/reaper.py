@@ -4,6 +4,7 @@ Each pass is a method that returns how much it did, so tests call them one by on
 may run at once: every pass is atomic in Redis (Lua, XAUTOCLAIM) or guarded by row locks.
 """
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -12,7 +13,7 @@ from django.utils import timezone
 
 from resilience.errors import simple_error
 from workflows import engine, services
-from workflows.messages import CompletionMessage, MessageError, decode_task, encode
+from workflows.messages import CompletionMessage, MessageError, decode_task
 from workflows.models import Execution, TaskRun
 from workflows.streams import ORCHESTRATORS_GROUP, WORKERS_GROUP, Streams
 
@@ -68,15 +69,13 @@ class Reaper:
                 log.error("reclaimed_task_undecodable", entry_id=entry_id.decode(), error=str(exc))
                 self.streams.drop(self.streams.tasks, WORKERS_GROUP, [entry_id])
                 continue
-            release = self.streams.claim_key(task.task_id, task.attempt)
             if task.deliveries + 1 >= self.config.max_deliveries:
-                self.streams.publish_completion(_poison(task, self.consumer, self.config.max_deliveries))
-                self.streams.drop(self.streams.tasks, WORKERS_GROUP, [entry_id])
-                self.streams.client.delete(release)
+                self.streams.replace_task_with_completion(
+                    entry_id, task, _poison(task, self.consumer, self.config.max_deliveries)
+                )
                 log.error("task_poison", execution_id=task.execution_id, node_id=task.node_id)
                 continue
-            again = encode(type(task)(**{**task.__dict__, "deliveries": task.deliveries + 1}))
-            self.streams.redeliver(self.streams.tasks, WORKERS_GROUP, entry_id, again, release=release)
+            self.streams.redeliver_task(entry_id, dataclasses.replace(task, deliveries=task.deliveries + 1))
         return len(claimed) + len(deleted)
 
     def reclaim_completions(self) -> int:
@@ -86,7 +85,7 @@ class Reaper:
         )
         self.streams.drop(self.streams.completions, ORCHESTRATORS_GROUP, deleted)
         for entry_id, fields in claimed:
-            self.streams.redeliver(self.streams.completions, ORCHESTRATORS_GROUP, entry_id, fields)
+            self.streams.redeliver_completion(entry_id, fields)
         return len(claimed) + len(deleted)
 
     def republish_lost(self, *, everything: bool = False) -> int:

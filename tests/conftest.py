@@ -1,14 +1,22 @@
 """Shared fixtures: real PostgreSQL (pytest-django's test database) and real Redis, with a
 stream prefix unique to each test so tests never see each other's messages."""
 
+import time
 import uuid
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from resilience.errors import error_detail
+from workflows import services
 from workflows import streams as streams_module
+from workflows.handlers import HandlerError
+from workflows.messages import CompletionMessage
+from workflows.models import Execution
+from workflows.orchestrator import Orchestrator
 
 
 def pytest_sessionstart(session):
@@ -73,3 +81,89 @@ def bob_client(bob) -> APIClient:
 @pytest.fixture
 def operator_client(operator) -> APIClient:
     return token_client(operator)
+
+
+class FakeWorker:
+    """Reads, admits and reports tasks over the real streams the way `runworker` does, but the
+    test decides each outcome instead of running a handler."""
+
+    def __init__(self, streams, consumer: str = "worker-1"):
+        self.streams = streams
+        self.consumer = consumer
+
+    def take(self, *, consumer: str | None = None) -> dict:
+        """Read and admit (claim) every waiting task; the admitted entries by node id."""
+        consumer = consumer or self.consumer
+        entries = self.streams.read_tasks(consumer, 1000, 10)
+        verdicts = self.streams.admit(
+            [e.message for e in entries],
+            consumer,
+            claim_ms=int(settings.VISIBILITY_TIMEOUT_SECONDS * 1000),
+            probe_seconds=settings.VISIBILITY_TIMEOUT_SECONDS,
+        )
+        return {e.message.node_id: e for e, a in zip(entries, verdicts, strict=True) if a.verdict == "run"}
+
+    def succeed(self, entry, output: dict | None = None) -> CompletionMessage:
+        return self._report(entry, ok=True, output=output or {"node": entry.message.node_id})
+
+    def fail(self, entry, *, permanent: bool = False, code: str = "upstream_down") -> CompletionMessage:
+        """Report a HandlerError, classified exactly as a worker would."""
+        try:
+            raise HandlerError(f"{entry.message.node_id} failed", code=code, permanent=permanent)
+        except HandlerError as exc:
+            return self._report(entry, ok=False, error=error_detail(exc))
+
+    def _report(self, entry, **outcome) -> CompletionMessage:
+        task = entry.message
+        now = time.time()
+        message = CompletionMessage(
+            task_id=task.task_id,
+            execution_id=task.execution_id,
+            node_id=task.node_id,
+            attempt=task.attempt,
+            started_at=now - 0.01,
+            finished_at=now,
+            worker=self.consumer,
+            **outcome,
+        )
+        self.streams.publish_completions(
+            [(entry.id, message, task.handler)],
+            circuit=(settings.CIRCUIT_FAILURE_THRESHOLD, settings.CIRCUIT_RESET_SECONDS),
+        )
+        return message
+
+
+@pytest.fixture
+def worker(streams) -> FakeWorker:
+    return FakeWorker(streams)
+
+
+@pytest.fixture
+def orchestrate(streams):
+    """Apply every completion waiting in the stream, as one `runorchestrator` process would;
+    returns how many it handled."""
+    orchestrator = Orchestrator(streams, consumer="orchestrator-1", batch_size=100, block_ms=10)
+
+    def orchestrate() -> int:
+        handled = 0
+        for _ in range(20):
+            recovering = orchestrator.recover_own_pending
+            count = orchestrator.step()
+            handled += count
+            if count == 0 and not recovering:
+                return handled
+        raise AssertionError("the completion stream never drained")
+
+    return orchestrate
+
+
+@pytest.fixture
+def start_workflow(streams, alice):
+    """Submit and trigger a workflow as alice through the services. Its roots are published when
+    the trigger commits, so use it with `django_db(transaction=True)`."""
+
+    def start(payload: dict, params: dict | None = None) -> Execution:
+        execution = services.workflow_submit(payload=payload, owner=alice)
+        return services.execution_trigger(execution=execution, params=params or {})
+
+    return start

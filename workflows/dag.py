@@ -21,6 +21,31 @@ NODE_KEYS = {"id", "handler", "dependencies", "config", "condition", "retry", "t
 RETRY_KEYS = {"max_attempts", "backoff_base", "backoff_max", "jitter"}
 
 
+MAX_JSON_DEPTH = 64
+MAX_TIMEOUT_SECONDS = 366 * 24 * 3600
+
+
+def check_json_value(value: Any, what: str, *, depth: int = 0) -> None:
+    """Reject what PostgreSQL or the engine cannot store or walk safely: nesting deeper than
+    MAX_JSON_DEPTH, NUL characters and lone surrogates in strings (keys included)."""
+    if depth > MAX_JSON_DEPTH:
+        raise DagError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep", code="invalid_payload")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise DagError(f"{what} contains a NUL character", code="invalid_payload")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DagError(f"{what} contains an invalid Unicode character", code="invalid_payload") from None
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            check_json_value(key, what, depth=depth + 1)
+            check_json_value(item, what, depth=depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            check_json_value(item, what, depth=depth + 1)
+
+
 class DagError(ValueError):
     """The submitted workflow is invalid; `node` names the offending node when there is one."""
 
@@ -94,6 +119,7 @@ def parse_workflow(payload: Any, *, handlers: Collection[str], limits: Limits = 
     """Validate a submitted workflow payload (`{"name", "dag": {"nodes": [...]}, ...}`)."""
     if not isinstance(payload, Mapping):
         raise DagError("the request body must be a JSON object", code="invalid_payload")
+    check_json_value(payload, "the workflow")
     unknown = set(payload) - WORKFLOW_KEYS
     if unknown:
         raise DagError(
@@ -282,8 +308,12 @@ def _optional_positive_number(
 ) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-        raise DagError(f"{what} must be a positive number of seconds", node=node, code=code)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_TIMEOUT_SECONDS:
+        raise DagError(
+            f"{what} must be a positive number of seconds, at most {MAX_TIMEOUT_SECONDS}",
+            node=node,
+            code=code,
+        )
     return value
 
 

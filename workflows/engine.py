@@ -105,9 +105,10 @@ class Dispatch:
     dead_letters: list[dict] = field(default_factory=list)
 
     def without_failed(self, runs: dict[str, Run]) -> "Dispatch":
-        """Drop tasks of executions that failed in this same transaction."""
+        """Drop tasks and retries of executions that failed in this same transaction."""
         alive = [t for t in self.tasks if runs[t.execution_id].failure is None]
-        return Dispatch(alive, self.delayed, self.dead_letters)
+        retries = [(t, due) for t, due in self.delayed if runs[t.execution_id].failure is None]
+        return Dispatch(alive, retries, self.dead_letters)
 
 
 def completions_apply(completions: list[CompletionMessage]) -> Dispatch:

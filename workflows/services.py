@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from workflows import engine
-from workflows.dag import Dag, Limits, parse_workflow
+from workflows.dag import Dag, Limits, check_json_value, parse_workflow
 from workflows.handlers import handler_names
 from workflows.models import Execution, TaskRun, Workflow
 from workflows.streams import get_streams
@@ -95,6 +95,7 @@ def execution_create(*, workflow: Workflow, owner, dag: Dag | None = None) -> Ex
 
 def execution_trigger(*, execution: Execution, params: dict) -> Execution:
     """Start a PENDING execution: mark it RUNNING, queue its roots, publish them after commit."""
+    check_json_value(params, "'params'")
     with transaction.atomic():
         run = engine.lock_runs([execution.id]).get(str(execution.id))
         if run is None:
@@ -173,3 +174,11 @@ def parse_execution_id(raw: str) -> uuid.UUID:
         return uuid.UUID(str(raw))
     except ValueError:
         raise NotFound(f"no execution with id {raw!r}") from None
+
+
+def parse_filter_id(raw: str, name: str) -> uuid.UUID:
+    """A UUID from a query-string filter, or a 400 naming the filter."""
+    try:
+        return uuid.UUID(str(raw))
+    except ValueError:
+        raise ServiceError(f"?{name}= must be a UUID, got {raw!r}") from None

@@ -28,6 +28,7 @@ WORKERS_GROUP = "workers"
 ORCHESTRATORS_GROUP = "orchestrators"
 CANCEL_FLAG_TTL_SECONDS = 7 * 24 * 3600
 DONE_TTL_SECONDS = 24 * 3600
+SENT_TTL_SECONDS = 24 * 3600
 DLQ_STREAM_MAXLEN = 10_000
 
 # Admission of one task, atomically: cancelled? already done? running elsewhere? circuit open?
@@ -36,8 +37,8 @@ ADMIT = """
 local now = tonumber(ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'cancelled', '0'} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'duplicate', '0'} end
-local owner = redis.call('GET', KEYS[3])
-if owner and owner ~= ARGV[2] then return {'busy', '0'} end
+-- Any live claim means this delivery is running (another copy, even in this same batch).
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'busy', '0'} end
 local state = redis.call('HGET', KEYS[4], 'state')
 local reopen = tonumber(redis.call('HGET', KEYS[4], 'until') or '0')
 if (state == 'open' or state == 'half_open') and now < reopen then
@@ -77,12 +78,25 @@ if not state then redis.call('HSET', KEYS[1], 'state', 'closed') end
 return state or 'closed'
 """
 
+# XADD tasks and remember each one's entry id under `<prefix>:sent:<task>:<attempt>`, so the
+# reaper can tell a task waiting in a backlog (entry still there) from a lost one.
+PUBLISH = """
+for i = 4, #ARGV, 2 do
+  local id = redis.call('XADD', KEYS[1], '*', 'v', ARGV[1], 'body', ARGV[i + 1])
+  redis.call('SET', ARGV[3] .. ':sent:' .. ARGV[i], id, 'EX', ARGV[2])
+end
+return (#ARGV - 3) / 2
+"""
+
 # Move due delayed tasks into the task stream; atomic, so two reapers never double-dispatch.
 MOVE_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, member in ipairs(due) do
   local body = redis.call('HGET', KEYS[2], member)
-  if body then redis.call('XADD', KEYS[3], '*', 'v', ARGV[3], 'body', body) end
+  if body then
+    local id = redis.call('XADD', KEYS[3], '*', 'v', ARGV[3], 'body', body)
+    redis.call('SET', ARGV[4] .. ':sent:' .. member, id, 'EX', ARGV[5])
+  end
   redis.call('ZREM', KEYS[1], member)
   redis.call('HDEL', KEYS[2], member)
 end
@@ -123,6 +137,7 @@ class Streams:
         self._admit = client.register_script(ADMIT)
         self._circuit_record = client.register_script(CIRCUIT_RECORD)
         self._move_due = client.register_script(MOVE_DUE)
+        self._publish = client.register_script(PUBLISH)
 
     # Key names, built here only.
     def cancel_key(self, execution_id: str) -> str:
@@ -130,6 +145,9 @@ class Streams:
 
     def done_key(self, task_id: int, attempt: int) -> str:
         return f"{self.prefix}:done:{task_id}:{attempt}"
+
+    def sent_key(self, task: TaskMessage) -> str:
+        return f"{self.prefix}:sent:{self.delayed_member(task)}"
 
     def claim_key(self, task_id: int, attempt: int) -> str:
         return f"{self.prefix}:claim:{task_id}:{attempt}"
@@ -179,14 +197,30 @@ class Streams:
         if not (tasks or ack_completions or delayed or dead_letters):
             return
         pipe = self.client.pipeline(transaction=True)
-        for task in tasks:
-            pipe.xadd(self.tasks, encode(task))
+        self._add_tasks(pipe, tasks)
         self._schedule(pipe, delayed)
         for event in dead_letters:
             pipe.xadd(self.dlq, event, maxlen=DLQ_STREAM_MAXLEN, approximate=True)
         if ack_completions:
             pipe.xack(self.completions, ORCHESTRATORS_GROUP, *ack_completions)
             pipe.xdel(self.completions, *ack_completions)
+        pipe.execute()
+
+    def _add_tasks(self, pipe, tasks: Sequence[TaskMessage]) -> None:
+        if tasks:
+            args: list = [SCHEMA_VERSION, SENT_TTL_SECONDS, self.prefix]
+            for task in tasks:
+                args += [self.delayed_member(task), encode(task)["body"]]
+            self._publish(keys=[self.tasks], args=args, client=pipe)
+
+    def redeliver_task(self, entry_id: bytes, task: TaskMessage) -> None:
+        """Hand a task back to the stream as a new entry (reclaimed or drained) and drop the old
+        one and its claim, atomically."""
+        pipe = self.client.pipeline(transaction=True)
+        self._add_tasks(pipe, [task])
+        pipe.xack(self.tasks, WORKERS_GROUP, entry_id)
+        pipe.xdel(self.tasks, entry_id)
+        pipe.delete(self.claim_key(task.task_id, task.attempt))
         pipe.execute()
 
     def _schedule(self, pipe, delayed: Sequence[tuple[TaskMessage, float]]) -> None:
@@ -220,7 +254,10 @@ class Streams:
         for _, completion, handler in done:
             pipe.xadd(self.completions, encode(completion))
             pipe.set(self.done_key(completion.task_id, completion.attempt), 1, ex=DONE_TTL_SECONDS)
-            pipe.delete(self.claim_key(completion.task_id, completion.attempt))
+            pipe.delete(
+                self.claim_key(completion.task_id, completion.attempt),
+                f"{self.prefix}:sent:{completion.task_id}:{completion.attempt}",
+            )
             if completion.ok or (completion.error or {}).get("category") not in {"validation", "poison"}:
                 self._circuit_record(
                     keys=[self.circuit_key(handler)],
@@ -232,9 +269,17 @@ class Streams:
         pipe.xdel(self.tasks, *task_ids)
         pipe.execute()
 
-    def publish_completion(self, completion: CompletionMessage) -> None:
-        """A completion produced outside a worker (the reaper's poison verdict)."""
-        self.client.xadd(self.completions, encode(completion))
+    def replace_task_with_completion(
+        self, entry_id: bytes, task: TaskMessage, completion: CompletionMessage
+    ) -> None:
+        """The reaper's verdict on a task (poison): publish its completion and drop the task
+        entry and its claim, atomically."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(self.completions, encode(completion))
+        pipe.xack(self.tasks, WORKERS_GROUP, entry_id)
+        pipe.xdel(self.tasks, entry_id)
+        pipe.delete(self.claim_key(task.task_id, task.attempt), self.sent_key(task))
+        pipe.execute()
 
     def ack_tasks(self, entry_ids: Sequence[bytes]) -> None:
         """Ack+delete task entries that need no completion (cancelled, duplicate, undecodable)."""
@@ -322,7 +367,7 @@ class Streams:
         return int(
             self._move_due(
                 keys=[self.delayed, self.delayed_bodies, self.tasks],
-                args=[time.time(), limit, SCHEMA_VERSION],
+                args=[time.time(), limit, SCHEMA_VERSION, self.prefix, SENT_TTL_SECONDS],
             )
         )
 
@@ -340,16 +385,12 @@ class Streams:
         deleted += [entry_id for entry_id, fields in response[1] if not fields]
         return claimed, deleted
 
-    def redeliver(
-        self, stream: str, group: str, entry_id: bytes, fields: dict, *, release: str | None = None
-    ) -> None:
-        """Re-add an entry's fields as a new entry and drop the old one (and a stale claim)."""
+    def redeliver_completion(self, entry_id: bytes, fields: dict) -> None:
+        """Re-add a completion a dead orchestrator held as a new entry and drop the old one."""
         pipe = self.client.pipeline(transaction=True)
-        pipe.xadd(stream, fields)
-        pipe.xack(stream, group, entry_id)
-        pipe.xdel(stream, entry_id)
-        if release:
-            pipe.delete(release)
+        pipe.xadd(self.completions, fields)
+        pipe.xack(self.completions, ORCHESTRATORS_GROUP, entry_id)
+        pipe.xdel(self.completions, entry_id)
         pipe.execute()
 
     def drop(self, stream: str, group: str, entry_ids: Sequence[bytes]) -> None:
@@ -360,14 +401,25 @@ class Streams:
             pipe.execute()
 
     def accounted_for(self, tasks: Sequence[TaskMessage]) -> list[bool]:
-        """For each QUEUED task: is it delayed, claimed by a live worker, or already done?"""
+        """For each QUEUED task: is it delayed, running, done, or still waiting in the stream?"""
+        if not tasks:
+            return []
         pipe = self.client.pipeline(transaction=False)
         for task in tasks:
             pipe.zscore(self.delayed, self.delayed_member(task))
             pipe.exists(self.claim_key(task.task_id, task.attempt))
             pipe.exists(self.done_key(task.task_id, task.attempt))
+            pipe.get(self.sent_key(task))
         flags = pipe.execute()
-        return [any(flags[i : i + 3]) for i in range(0, len(flags), 3)]
+        held = [any(flags[i : i + 3]) for i in range(0, len(flags), 4)]
+        sent = [flags[i + 3] for i in range(0, len(flags), 4)]
+        pipe = self.client.pipeline(transaction=False)
+        waiting = [n for n, entry_id in enumerate(sent) if entry_id and not held[n]]
+        for n in waiting:
+            pipe.xrange(self.tasks, sent[n], sent[n], count=1)
+        for n, found in zip(waiting, pipe.execute() if waiting else [], strict=True):
+            held[n] = bool(found)
+        return held
 
     def survived(self) -> bool:
         """False once after Redis lost its data (the epoch key is gone); then sets it again."""

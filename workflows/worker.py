@@ -19,8 +19,8 @@ import structlog
 
 from resilience.errors import TaskTimeout, error_detail
 from workflows.handlers import HandlerError, Interrupted, TaskContext, get_handler
-from workflows.messages import CompletionMessage, TaskMessage, encode
-from workflows.streams import WORKERS_GROUP, Entry, Streams
+from workflows.messages import CompletionMessage, TaskMessage
+from workflows.streams import Entry, Streams
 
 log = structlog.get_logger(__name__)
 MAX_OUTPUT_BYTES = 1024 * 1024
@@ -216,15 +216,7 @@ class Worker:
                 )
             )
             for running in handed_back:
-                self._with_retry(
-                    lambda r=running: self.streams.redeliver(
-                        self.streams.tasks,
-                        WORKERS_GROUP,
-                        r.entry_id,
-                        encode(r.task),
-                        release=self.streams.claim_key(r.task.task_id, r.task.attempt),
-                    )
-                )
+                self._with_retry(lambda r=running: self.streams.redeliver_task(r.entry_id, r.task))
             self._with_retry(lambda dropped=dropped: self.streams.ack_tasks(dropped))
             with self.lock:
                 for running, _, _ in batch:

@@ -106,7 +106,7 @@ class ExecutionViewSet(viewsets.ReadOnlyModelViewSet):
             queryset = queryset.filter(status=wanted.upper())
         workflow = self.request.query_params.get("workflow")
         if workflow:
-            queryset = queryset.filter(workflow_id=services.parse_execution_id(workflow))
+            queryset = queryset.filter(workflow_id=services.parse_filter_id(workflow, "workflow"))
         return queryset
 
     def get_object(self):
