@@ -38,3 +38,14 @@ format: install
 
 bench: install services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m bench
+
+# `make bench-compare A B` (or A=... B=...): differences between two var/bench/ result files.
+ifeq (bench-compare,$(firstword $(MAKECMDGOALS)))
+BENCH_FILES := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
+ifneq ($(BENCH_FILES),)
+$(eval $(BENCH_FILES):;@:)
+endif
+endif
+.PHONY: bench-compare
+bench-compare: install
+	$(BIN)/python -m bench compare $(or $(A),$(word 1,$(BENCH_FILES))) $(or $(B),$(word 2,$(BENCH_FILES)))

@@ -1,0 +1,5 @@
+"""Benchmark suite: the engine (PostgreSQL and embedded) against Celery 5, through public interfaces only.
+
+`python -m bench` (or `make bench`) runs everything; `python -m bench --help` lists the options.
+Nothing here is imported by the application; the Celery modules run only inside var/bench-venv.
+"""

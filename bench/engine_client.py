@@ -1,0 +1,159 @@
+"""The shapes, driven against the engine through its REST API only."""
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import httpx
+
+from bench import workloads
+
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"}
+REQUEST_TIMEOUT = 60.0
+
+
+class ApiError(Exception):
+    """A request that did not get the answer the shape needs (non-2xx or no response)."""
+
+
+@dataclass
+class LoadResult:
+    """What the concurrent-clients shape saw, raw; figures are derived in `bench.suite`."""
+
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+
+class EngineClient:
+    """One system under test as the API sees it: a base URL and a token."""
+
+    def __init__(self, base_url: str, token: str):
+        self.base_url = base_url
+        self.token = token
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Token {self.token}"},
+            timeout=REQUEST_TIMEOUT,
+        )
+
+    def load(self, *, workflows: int, clients: int, poll: float, timeout: float) -> LoadResult:
+        """`clients` threads, each with its own httpx.Client: submit, trigger, poll until terminal."""
+        result = LoadResult()
+        lock = threading.Lock()
+        remaining = iter(range(workflows))
+        start, finished = threading.Event(), threading.Event()
+        deadline_box: list[float] = []
+        clock = [0.0]
+
+        def take() -> int | None:
+            if finished.is_set() or time.monotonic() > deadline_box[0]:
+                return None
+            with lock:
+                return next(remaining, None)
+
+        def client_loop() -> None:
+            with self.http() as http:
+                _request(http, "GET", "/health")  # open the connection before the clock starts
+                start.wait()
+                while (index := take()) is not None:
+                    began = time.perf_counter()
+                    try:
+                        execution_id = submit(http, workloads.two_node(index))
+                        trigger(http, execution_id)
+                        status = wait_terminal(
+                            http, f"/api/v1/workflow/{execution_id}", poll, deadline_box[0]
+                        )
+                    except ApiError as exc:
+                        at = time.perf_counter() - clock[0]
+                        with lock:
+                            result.errors.append(f"{exc} (workflow {index}, t+{at:.1f}s)")
+                            result.statuses["ERROR"] += 1
+                        continue
+                    with lock:
+                        result.statuses[status] += 1
+                        if status in TERMINAL:
+                            result.latencies.append(time.perf_counter() - began)
+
+        threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)  # let every client open its connection
+        began = clock[0] = time.perf_counter()
+        deadline_box.append(time.monotonic() + timeout)
+        start.set()
+        try:
+            for thread in threads:
+                thread.join(timeout=max(0.0, deadline_box[0] + REQUEST_TIMEOUT - time.monotonic()))
+        finally:
+            finished.set()  # on Ctrl-C too: no client starts another workflow
+        result.wall_seconds = time.perf_counter() - began
+        return result
+
+    def run_to_end(self, definition: dict, *, poll: float, timeout: float) -> dict:
+        """Submit, then time trigger -> terminal status seen (polling the execution every `poll` s)."""
+        with self.http() as http:
+            _request(http, "GET", "/health")
+            began = time.perf_counter()
+            execution_id = submit(http, definition)
+            submitted = time.perf_counter()
+            trigger(http, execution_id)
+            status = wait_terminal(
+                http, f"/api/v1/executions/{execution_id}/", poll, time.monotonic() + timeout
+            )
+            finished = time.perf_counter()
+            outcome = {
+                "execution_id": execution_id,
+                "status": status,
+                "submit_seconds": submitted - began,
+                "seconds": finished - submitted,
+                "tasks": len(definition["dag"]["nodes"]),
+            }
+            if status != "COMPLETED":
+                outcome["progress"] = _request(http, "GET", f"/api/v1/workflow/{execution_id}").get(
+                    "progress"
+                )
+            return outcome
+
+    def submit_only(self, definition: dict) -> dict:
+        """Time one POST /api/v1/workflow (validate and store; nothing runs)."""
+        with self.http() as http:
+            _request(http, "GET", "/health")
+            began = time.perf_counter()
+            execution_id = submit(http, definition)
+            return {"seconds": time.perf_counter() - began, "execution_id": execution_id}
+
+
+def submit(http: httpx.Client, definition: dict) -> str:
+    return _request(http, "POST", "/api/v1/workflow", json=definition)["execution_id"]
+
+
+def trigger(http: httpx.Client, execution_id: str) -> None:
+    _request(http, "POST", f"/api/v1/workflow/trigger/{execution_id}", json={})
+
+
+def wait_terminal(http: httpx.Client, path: str, poll: float, deadline: float) -> str:
+    """Poll `path` every `poll` seconds (fixed cadence) until a terminal status or the deadline."""
+    status = "UNKNOWN"
+    next_poll = time.monotonic()
+    while time.monotonic() < deadline:
+        status = _request(http, "GET", path)["status"]
+        if status in TERMINAL:
+            return status
+        next_poll += poll
+        time.sleep(max(0.0, next_poll - time.monotonic()))
+    return f"STUCK({status})"
+
+
+def _request(http: httpx.Client, method: str, path: str, **kwargs) -> dict:
+    try:
+        response = http.request(method, path, **kwargs)
+    except httpx.HTTPError as exc:
+        raise ApiError(f"{method} {path}: {exc.__class__.__name__}: {exc}") from exc
+    if response.status_code >= 300:
+        raise ApiError(f"{method} {path}: HTTP {response.status_code}: {response.text[:300]}")
+    return response.json()

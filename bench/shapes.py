@@ -1,0 +1,124 @@
+"""One run of every shape against one system under test, turned into figures.
+
+Each shape returns (figures, tasks executed, problems). CPU is accounted over the shapes that
+execute tasks (load, wide, deep); the submit shape only stores a workflow on the engine, so it
+is left out of the per-task CPU figures on both sides.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench import workloads
+from bench.celery_stack import CeleryStack
+from bench.engine_client import EngineClient
+from bench.figures import percentile
+
+LOAD_WORKFLOWS = 250
+LOAD_CLIENTS = 50
+LOAD_POLL = 0.1
+FAST_POLL = 0.01
+DEEP_LENGTH = 100
+SUBMIT_NODES = 1000
+SHAPE_TIMEOUT = 300.0
+
+
+@dataclass
+class Outcome:
+    figures: dict
+    tasks: int = 0
+    problems: list[str] | None = None
+    counts_cpu: bool = True
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    run: Callable[[object], Outcome]
+
+
+def plan(*, wide_sizes: tuple[int, ...], submit: bool) -> list[Shape]:
+    """The shapes of one run; `submit` is engine-only (Celery has no store-without-running)."""
+    return [
+        Shape("load", run_load),
+        *[Shape(f"wide-{n}", lambda stack, n=n: run_wide(stack, n)) for n in wide_sizes],
+        Shape("deep", run_deep),
+        *([Shape("submit", run_submit)] if submit else []),
+    ]
+
+
+def load_figures(latencies: list[float], wall: float, completed: int) -> dict:
+    return {
+        "load_throughput": completed / wall if wall else None,
+        "load_p50_ms": _ms(percentile(latencies, 50)),
+        "load_p95_ms": _ms(percentile(latencies, 95)),
+        "load_p99_ms": _ms(percentile(latencies, 99)),
+        "load_completed": completed,
+    }
+
+
+def run_load(stack) -> Outcome:
+    if isinstance(stack, CeleryStack):
+        raw = stack.run_client("load", "--workflows", str(LOAD_WORKFLOWS), "--clients", str(LOAD_CLIENTS))
+        statuses, errors, completed_status = raw["statuses"], raw["errors"], "SUCCESS"
+        latencies, wall = raw["latencies"], raw["wall_seconds"]
+    else:
+        result = _client(stack).load(
+            workflows=LOAD_WORKFLOWS, clients=LOAD_CLIENTS, poll=LOAD_POLL, timeout=SHAPE_TIMEOUT
+        )
+        statuses, errors, completed_status = dict(result.statuses), result.errors, "COMPLETED"
+        latencies, wall = result.latencies, result.wall_seconds
+    completed = statuses.get(completed_status, 0)
+    problems = []
+    if completed != LOAD_WORKFLOWS:
+        problems.append(f"load: {completed}/{LOAD_WORKFLOWS} {completed_status}; statuses {statuses}")
+        problems.extend(f"load: {e}" for e in errors[:10])
+    return Outcome(load_figures(latencies, wall, completed), tasks=2 * completed, problems=problems)
+
+
+def run_wide(stack, width: int) -> Outcome:
+    key = f"wide_{width}_ms"
+    if isinstance(stack, CeleryStack):
+        raw = stack.run_client("wide", "--size", str(width))
+        return _canvas_outcome(raw, key, raw["seconds"] * 1000, width + 1 + raw.get("extra_tasks", 0))
+    raw = _client(stack).run_to_end(workloads.fan_out_in(width), poll=FAST_POLL, timeout=SHAPE_TIMEOUT)
+    return _engine_outcome(raw, key, raw["seconds"] * 1000, f"wide-{width}")
+
+
+def run_deep(stack) -> Outcome:
+    key = "deep_100_ms_per_hop"
+    if isinstance(stack, CeleryStack):
+        raw = stack.run_client("deep", "--size", str(DEEP_LENGTH))
+        per_hop = raw["seconds"] * 1000 / (DEEP_LENGTH - 1)
+        return _canvas_outcome(raw, key, per_hop, DEEP_LENGTH + raw.get("extra_tasks", 0))
+    raw = _client(stack).run_to_end(workloads.chain(DEEP_LENGTH), poll=FAST_POLL, timeout=SHAPE_TIMEOUT)
+    return _engine_outcome(raw, key, raw["seconds"] * 1000 / (DEEP_LENGTH - 1), "deep")
+
+
+def run_submit(stack) -> Outcome:
+    raw = _client(stack).submit_only(workloads.layered(SUBMIT_NODES))
+    return Outcome({"submit_1000_ms": raw["seconds"] * 1000}, counts_cpu=False)
+
+
+def _engine_outcome(raw: dict, key: str, value: float, shape: str) -> Outcome:
+    if raw["status"] != "COMPLETED":
+        problem = (
+            f"{shape}: execution {raw['execution_id']} ended {raw['status']} after "
+            f"{raw['seconds']:.1f}s; progress {raw.get('progress')}"
+        )
+        return Outcome({key: None}, problems=[problem])
+    return Outcome({key: value}, tasks=raw["tasks"])
+
+
+def _canvas_outcome(raw: dict, key: str, value: float, tasks: int) -> Outcome:
+    if raw["status"] != "SUCCESS":
+        return Outcome({key: None}, problems=[f"{key}: {raw['status']}"])
+    return Outcome({key: value}, tasks=tasks)
+
+
+def _client(stack) -> EngineClient:
+    assert stack.client is not None, "stack not started"
+    return stack.client
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
