@@ -5,6 +5,7 @@ may run at once: every pass is atomic in Redis (Lua, XAUTOCLAIM) or guarded by r
 """
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -35,18 +36,26 @@ class Reaper:
         self.streams = streams
         self.consumer = consumer
         self.config = config
+        self.redispatch_all_at: float | None = None
 
     def sweep(self) -> dict[str, int]:
-        redis_lost = not self.streams.survived()
-        if redis_lost:
-            # Also true on the very first sweep against a fresh Redis: re-dispatching is then a no-op.
-            log.warning("redis_epoch_missing", action="re-dispatching every queued task from the database")
+        if not self.streams.survived():
+            # Also true on the very first sweep against a fresh Redis (then a no-op later on).
+            log.warning(
+                "redis_epoch_missing", action="re-dispatching queued tasks after one visibility timeout"
+            )
             self.streams.ensure_groups()
+            # Running workers re-create their claims on their next heartbeat; wait for that so
+            # work in flight is not dispatched a second time.
+            self.redispatch_all_at = time.monotonic() + self.config.visibility_timeout_seconds
+        everything = self.redispatch_all_at is not None and time.monotonic() >= self.redispatch_all_at
+        if everything:
+            self.redispatch_all_at = None
         return {
             "delayed_moved": self.move_due_delayed(),
             "tasks_reclaimed": self.reclaim_tasks(),
             "completions_reclaimed": self.reclaim_completions(),
-            "republished": self.republish_lost(everything=redis_lost),
+            "republished": self.republish_lost(everything=everything),
             "timed_out": self.time_out_executions(),
         }
 

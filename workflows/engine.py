@@ -367,6 +367,8 @@ def _handle_failures(
         policy = RetryPolicy.for_node(node.retry, defaults)
         error = completion.error or {"message": "unknown error"}
         used = completion.attempt - retry_base
+        if run.deadline and now >= run.deadline:
+            continue  # past the workflow's deadline: the reaper ends it TIMED_OUT, no retry
         if completion.exhausted or error.get("permanent") or policy.exhausted(used):
             run.finished += 1
             run.fail(completion.node_id, error)

@@ -6,6 +6,7 @@ import socket
 import threading
 
 import structlog
+from django.db import close_old_connections
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +43,8 @@ def run_until_stopped(step, stop: StopFlag, *, once: bool) -> None:
             step()
             backoff = 0.0
         except Exception as exc:  # any dependency failure: report, wait, try again
+            # Runners have no request cycle: drop a database connection that broke (restart).
+            close_old_connections()
             backoff = min(max(backoff * 2, 0.2), 5.0)
             log.warning("runner_step_failed", error=f"{exc.__class__.__name__}: {exc}", retry_in=backoff)
             stop.event.wait(backoff)

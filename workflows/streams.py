@@ -279,6 +279,8 @@ class Streams:
         pipe.xack(self.tasks, WORKERS_GROUP, entry_id)
         pipe.xdel(self.tasks, entry_id)
         pipe.delete(self.claim_key(task.task_id, task.attempt), self.sent_key(task))
+        # Done: nothing may re-publish this delivery before the orchestrator records the verdict.
+        pipe.set(self.done_key(task.task_id, task.attempt), 1, ex=DONE_TTL_SECONDS)
         pipe.execute()
 
     def ack_tasks(self, entry_ids: Sequence[bytes]) -> None:
@@ -359,6 +361,8 @@ class Streams:
             self.tasks, WORKERS_GROUP, consumer, 0, [entry_id for entry_id, _ in running], justid=True
         )
         for _, task in running:
+            # Re-create a claim Redis lost (restart without persistence), then extend it.
+            pipe.set(self.claim_key(task.task_id, task.attempt), consumer, px=claim_ms, nx=True)
             pipe.pexpire(self.claim_key(task.task_id, task.attempt), claim_ms)
         pipe.execute()
 

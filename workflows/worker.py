@@ -104,8 +104,12 @@ class Worker:
             self._release(len(entries))
             raise
         dropped, deferred = [e.id for e in undecodable], []
+        with self.lock:
+            mine = {(r.task.task_id, r.task.attempt) for r in self.running.values()}
         for entry, admission in zip(readable, verdicts, strict=True):
-            if admission.verdict == "run":
+            delivery = (entry.message.task_id, entry.message.attempt)
+            if admission.verdict == "run" and delivery not in mine:
+                mine.add(delivery)
                 self._start(entry)
                 continue
             self._release(1)
@@ -113,7 +117,7 @@ class Worker:
                 # Not a failed attempt: wait in the delayed set until the handler may run.
                 deferred.append((entry.id, entry.message, time.time() + max(admission.wait_seconds, 0.05)))
             else:
-                dropped.append(entry.id)
+                dropped.append(entry.id)  # cancelled, duplicate, or already running (here or elsewhere)
         self.streams.ack_tasks(dropped)
         self.streams.defer_tasks(deferred)
         return len(entries)
@@ -164,9 +168,9 @@ class Worker:
             deadline=task.deadline,
         )
         started = time.time()
+        # The workflow deadline is the reaper's to enforce (TIMED_OUT, cancel flag); here only the
+        # task's own timeout applies.
         timeout = task.timeout_seconds or self.config.task_timeout_seconds
-        if task.deadline:
-            timeout = max(0.0, min(timeout, task.deadline - started))
         running = Running(entry.id, task, context, started, started + timeout)
         with self.lock:
             self.running[entry.id] = running

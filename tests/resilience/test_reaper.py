@@ -276,14 +276,32 @@ def test_sweep_after_redis_lost_its_data_republishes_every_queued_task(streams, 
     streams.survived()
     execution = start_workflow(LINEAR)
     streams.client.delete(*streams.client.scan_iter(f"{streams.prefix}:*"))
+    sweeper = reaper(streams, visibility_timeout_seconds=0.3)
 
-    done = reaper(streams).sweep()
+    assert sweeper.sweep()["republished"] == 0  # live workers get one visibility timeout to re-claim
+    assert streams.client.xinfo_groups(streams.completions)  # groups recreated
+    time.sleep(0.3)
+    assert sweeper.sweep()["republished"] == 1
 
-    assert done["republished"] == 1
     [task] = stream_tasks(streams)
     assert task.task_id == task_run(execution, "start").pk
-    assert streams.client.xinfo_groups(streams.completions)  # groups recreated
-    assert reaper(streams).sweep()["republished"] == 0
+    assert sweeper.sweep()["republished"] == 0
+
+
+def test_after_redis_lost_its_data_a_running_task_reclaimed_by_its_worker_is_not_republished(
+    streams, start_workflow
+):
+    streams.survived()
+    execution = start_workflow(LINEAR)
+    [(entry_id, message)] = [(i, decode_task(f)) for i, f in streams.client.xrange(streams.tasks)]
+    streams.client.delete(*streams.client.scan_iter(f"{streams.prefix}:*"))
+    sweeper = reaper(streams, visibility_timeout_seconds=0)
+    streams.ensure_groups()
+
+    streams.heartbeat("worker-1", [(entry_id, message)], claim_ms=5_000)  # the worker's next beat
+
+    assert sweeper.sweep()["republished"] == 0
+    assert task_run(execution, "start").status == TaskRun.Status.QUEUED
 
 
 # --- workflow timeouts -----------------------------------------------------------------------
