@@ -7,11 +7,12 @@ conditional one); the checks specific to a payload are functions of their own.
 import json
 
 import pytest
-from django.conf import settings
+
+from tests import reference_payloads
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-PAYLOADS_DIR = settings.BASE_DIR.parent / "shared" / "payloads"
+PAYLOADS_DIR = reference_payloads.DIRECTORY
 PAYLOAD_NAMES = [
     "complex_dag",
     "conditional_branching",

@@ -9,20 +9,20 @@ import json
 import time
 import uuid
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from django.db import transaction
 from rest_framework.test import APIClient
 
+from tests import reference_payloads
 from workflows import engine
 from workflows.handlers import TaskContext, get_handler
 from workflows.messages import CompletionMessage, TaskMessage, decode_task
 from workflows.models import Execution, TaskRun, Workflow
 
 # The reference payloads live next to the repository (see DESIGN.md, "Handlers").
-PAYLOADS_DIR = Path(__file__).resolve().parents[3] / "shared" / "payloads"
-REFERENCE_PAYLOADS = sorted(PAYLOADS_DIR.glob("*.json"))
+PAYLOADS_DIR = reference_payloads.DIRECTORY
+REFERENCE_PAYLOADS = reference_payloads.PATHS
 
 pytestmark = pytest.mark.django_db
 

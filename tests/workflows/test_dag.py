@@ -2,14 +2,14 @@
 
 import json
 from itertools import pairwise
-from pathlib import Path
 
 import pytest
 
+from tests import reference_payloads
 from workflows.dag import DagError, Limits, build_dag, from_definition, parse_workflow
 from workflows.handlers import handler_names, load_handlers
 
-PAYLOADS = sorted(Path("/work/shared/payloads").glob("*.json"))
+PAYLOADS = reference_payloads.PATHS
 HANDLERS = {"input", "output", "decision", "call_external_service", "call_llm"}
 
 
