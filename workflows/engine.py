@@ -7,23 +7,24 @@ counters are decremented in one set-based UPDATE, and only the outputs that the 
 templates reference are read back.
 """
 
-import functools
 import json
 import time
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from dlq.models import DeadLetter
 from resilience.retry import RetryPolicy
 from workflows import metrics
-from workflows.bulk_sql import update_from_values
+from workflows.bulk_sql import db_uuid, update_from_values
 from workflows.conditions import ConditionError
 from workflows.dag import Dag, from_definition
 from workflows.handlers import get_handler
@@ -36,11 +37,26 @@ EXECUTION = Execution._meta.db_table
 OPEN_TASK_STATES = (TaskRun.Status.PENDING, TaskRun.Status.QUEUED, TaskRun.Status.RUNNING)
 
 
-@functools.lru_cache(maxsize=512)
+DAG_CACHE_SIZE = 512
+_dags: OrderedDict = OrderedDict()
+
+
 def dag_for(workflow_id: uuid.UUID) -> Dag:
     """Compiled DAG of a workflow; definitions never change, so each process compiles once."""
-    workflow = Workflow.objects.only("dag", "name").get(pk=workflow_id)
-    return from_definition(workflow.dag, name=workflow.name)
+    key = str(workflow_id)
+    dag = _dags.get(key)
+    if dag is None:
+        workflow = Workflow.objects.only("dag", "name").get(pk=workflow_id)
+        dag = from_definition(workflow.dag, name=workflow.name)
+        remember_dag(key, dag)
+    return dag
+
+
+def remember_dag(workflow_id: uuid.UUID | str, dag: Dag) -> None:
+    """Keep a compiled DAG (the API calls this at submit, so trigger needs no reload)."""
+    _dags[str(workflow_id)] = dag
+    while len(_dags) > DAG_CACHE_SIZE:
+        _dags.popitem(last=False)
 
 
 @dataclass
@@ -72,28 +88,41 @@ class Run:
 
 def lock_runs(execution_ids: Iterable[str | uuid.UUID]) -> dict[str, Run]:
     """SELECT ... FOR UPDATE the executions, in id order; keyed by str(id)."""
-    ids = sorted({uuid.UUID(str(i)) for i in execution_ids})
-    return _runs(Execution.objects.select_for_update().filter(id__in=ids).order_by("id"))
+    return _runs(sorted({uuid.UUID(str(i)) for i in execution_ids}), lock=True)
 
 
 def run_snapshot(execution_id: uuid.UUID) -> Run:
     """An execution's Run without locking it (for building messages outside the hot path)."""
-    return _runs(Execution.objects.filter(id=execution_id))[str(execution_id)]
+    return _runs([uuid.UUID(str(execution_id))], lock=False)[str(execution_id)]
 
 
-def _runs(queryset) -> dict[str, Run]:
-    rows = queryset.values_list("id", "status", "params", "unfinished_tasks", "workflow_id", "deadline")
-    return {
-        str(row[0]): Run(
-            id=row[0],
-            status=row[1],
-            params=row[2] or {},
-            unfinished=row[3],
-            dag=dag_for(row[4]),
-            deadline=row[5].timestamp() if row[5] else None,
+def _runs(ids: list[uuid.UUID], *, lock: bool) -> dict[str, Run]:
+    # Raw SQL: this runs first in every orchestrator transaction, and building it with the ORM
+    # cost more than the query itself.
+    if not ids:
+        return {}
+    sql = (
+        f"SELECT id, status, params, unfinished_tasks, workflow_id, deadline FROM {EXECUTION} "  # noqa: S608
+        f"WHERE id IN ({', '.join(['%s'] * len(ids))}) ORDER BY id"
+    )
+    if lock and connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [db_uuid(i) for i in ids])
+        rows = cursor.fetchall()
+    runs = {}
+    for execution_id, status, params, unfinished, workflow_id, deadline in rows:
+        execution_id = uuid.UUID(str(execution_id))
+        deadline = _datetime(deadline)
+        runs[str(execution_id)] = Run(
+            id=execution_id,
+            status=status,
+            params=_json(params) or {},
+            unfinished=unfinished,
+            dag=dag_for(uuid.UUID(str(workflow_id))),
+            deadline=deadline.timestamp() if deadline else None,
         )
-        for row in rows
-    }
+    return runs
 
 
 @dataclass
@@ -187,11 +216,14 @@ def finish_runs(runs: Iterable[Run]) -> None:
             TaskRun.objects.filter(execution_id=run.id, status__in=OPEN_TASK_STATES).update(
                 status=TaskRun.Status.CANCELLED, finished_at=now
             )
-            rows.append((run.id, Execution.Status.FAILED, 0, now, run.failure))
+            run.status = Execution.Status.FAILED
+            rows.append((run.id, run.status, 0, now, run.failure))
         elif run.finished:
             run.unfinished -= run.finished
+            run.finished = 0  # counted: a second call in the same transaction must not count it again
             if run.unfinished <= 0:
-                rows.append((run.id, Execution.Status.COMPLETED, 0, now, None))
+                run.status = Execution.Status.COMPLETED
+                rows.append((run.id, run.status, 0, now, None))
             else:
                 rows.append((run.id, run.status, run.unfinished, None, None))
     update_from_values(
@@ -465,6 +497,14 @@ def _count_outcomes(runs: dict[str, Run], recorded: list[CompletionMessage]) -> 
             metrics.TASK_DURATION.labels(handler).observe(
                 max(0.0, completion.finished_at - completion.started_at)
             )
+
+
+def _datetime(value) -> datetime | None:
+    """Raw-cursor timestamps are text on SQLite (naive UTC)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = parse_datetime(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _json(value):

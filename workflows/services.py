@@ -65,13 +65,14 @@ def workflow_submit(*, payload: object, owner) -> Execution:
             timeout_seconds=dag.timeout_seconds,
             owner=owner,
         )
+        engine.remember_dag(workflow.id, dag)
         return execution_create(workflow=workflow, owner=owner, dag=dag)
 
 
 def execution_create(*, workflow: Workflow, owner, dag: Dag | None = None) -> Execution:
     """A new PENDING execution of `workflow`, with one PENDING TaskRun per node."""
     dag = dag or engine.dag_for(workflow.id)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         execution = Execution.objects.create(
             workflow=workflow,
             total_tasks=len(dag.nodes),
@@ -117,7 +118,8 @@ def execution_trigger(*, execution: Execution, params: dict) -> Execution:
         streams = get_streams()
         transaction.on_commit(lambda: streams.publish_tasks(messages), robust=True)
     log.info("execution_triggered", execution_id=str(execution.id), roots=len(messages))
-    execution.refresh_from_db()
+    execution.status, execution.params = run.status, params
+    execution.started_at, execution.deadline = now, deadline
     return execution
 
 

@@ -134,10 +134,6 @@ class Streams:
         self.delayed = f"{prefix}:delayed"
         self.delayed_bodies = f"{prefix}:delayed:bodies"
         self.epoch = f"{prefix}:epoch"
-        self._admit = client.register_script(ADMIT)
-        self._circuit_record = client.register_script(CIRCUIT_RECORD)
-        self._move_due = client.register_script(MOVE_DUE)
-        self._publish = client.register_script(PUBLISH)
 
     # Key names, built here only.
     def cancel_key(self, execution_id: str) -> str:
@@ -211,7 +207,7 @@ class Streams:
             args: list = [SCHEMA_VERSION, SENT_TTL_SECONDS, self.prefix]
             for task in tasks:
                 args += [self.delayed_member(task), encode(task)["body"]]
-            self._publish(keys=[self.tasks], args=args, client=pipe)
+            _script(pipe, PUBLISH, [self.tasks], args)
 
     def redeliver_task(self, entry_id: bytes, task: TaskMessage) -> None:
         """Hand a task back to the stream as a new entry (reclaimed or drained) and drop the old
@@ -259,10 +255,11 @@ class Streams:
                 f"{self.prefix}:sent:{completion.task_id}:{completion.attempt}",
             )
             if completion.ok or (completion.error or {}).get("category") not in {"validation", "poison"}:
-                self._circuit_record(
-                    keys=[self.circuit_key(handler)],
-                    args=[1 if completion.ok else 0, now, threshold, reset_seconds],
-                    client=pipe,
+                _script(
+                    pipe,
+                    CIRCUIT_RECORD,
+                    [self.circuit_key(handler)],
+                    [1 if completion.ok else 0, now, threshold, reset_seconds],
                 )
         task_ids = [entry_id for entry_id, _, _ in done]
         pipe.xack(self.tasks, WORKERS_GROUP, *task_ids)
@@ -337,16 +334,17 @@ class Streams:
             limit, window = parse_rate(task.rate_limit)
             window_index = int(now // window) if limit else 0
             wait = (window_index + 1) * window - now if limit else 0
-            self._admit(
-                keys=[
+            _script(
+                pipe,
+                ADMIT,
+                [
                     self.cancel_key(task.execution_id),
                     self.done_key(task.task_id, task.attempt),
                     self.claim_key(task.task_id, task.attempt),
                     self.circuit_key(task.handler),
                     self.rate_key(task.handler, window_index),
                 ],
-                args=[now, consumer, claim_ms, limit, window, wait, probe_seconds],
-                client=pipe,
+                [now, consumer, claim_ms, limit, window, wait, probe_seconds],
             )
         return [Admission(_text(v), float(w)) for v, w in pipe.execute()]
 
@@ -369,9 +367,11 @@ class Streams:
     # Reaper.
     def move_due_delayed(self, *, limit: int = 1000) -> int:
         return int(
-            self._move_due(
-                keys=[self.delayed, self.delayed_bodies, self.tasks],
-                args=[time.time(), limit, SCHEMA_VERSION, self.prefix, SENT_TTL_SECONDS],
+            _script(
+                self.client,
+                MOVE_DUE,
+                [self.delayed, self.delayed_bodies, self.tasks],
+                [time.time(), limit, SCHEMA_VERSION, self.prefix, SENT_TTL_SECONDS],
             )
         )
 
@@ -476,6 +476,13 @@ class Streams:
 
     def ping(self) -> bool:
         return bool(self.client.ping())
+
+
+def _script(client, script: str, keys: list, args: list):
+    """EVAL, not EVALSHA: a script can never be missing (Redis restarted, SCRIPT FLUSH) in the
+    middle of a MULTI, and redis-py skips its SCRIPT EXISTS round trip before every pipeline.
+    Redis caches the compiled script by its hash, so only the text travels again."""
+    return client.eval(script, len(keys), *keys, *args)
 
 
 def _entry(entry_id: bytes, fields: dict, decode) -> Entry:
