@@ -1,4 +1,5 @@
-"""Set-based UPDATE ... FROM (VALUES ...) RETURNING, portable between PostgreSQL and SQLite.
+"""Raw SQL for the hot paths, portable between PostgreSQL and SQLite: set-based
+UPDATE ... FROM (VALUES ...) RETURNING, and reading raw values back.
 
 The orchestrator changes many rows per batch, each with its own values; one statement per batch
 instead of one per row is what keeps the hot path O(round trips per batch), not per task.
@@ -7,9 +8,11 @@ instead of one per row is what keeps the hot path O(round trips per batch), not 
 import json
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection
+from django.utils.dateparse import parse_datetime
 
 # Column kinds and how each is cast inside VALUES, so PostgreSQL types the CTE columns.
 POSTGRES_CASTS = {
@@ -66,6 +69,19 @@ def db_uuid(value: Any) -> Any:
     """A UUID as the backend stores it (SQLite keeps 32 hex characters)."""
     value = value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
     return value if connection.vendor == "postgresql" else value.hex
+
+
+def from_db_datetime(value) -> datetime | None:
+    """Raw-cursor timestamps come back naive (UTC) or as text on SQLite."""
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else parse_datetime(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def from_db_json(value):
+    """Raw-cursor JSON comes back as text on some backends."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _adapt(value: Any, kind: str) -> Any:

@@ -19,12 +19,11 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from dlq.models import DeadLetter
 from resilience.retry import RetryPolicy
 from workflows import metrics
-from workflows.bulk_sql import db_uuid, update_from_values
+from workflows.bulk_sql import db_uuid, from_db_datetime, from_db_json, update_from_values
 from workflows.conditions import ConditionError
 from workflows.dag import Dag, from_definition
 from workflows.handlers import get_handler
@@ -113,11 +112,11 @@ def _runs(ids: list[uuid.UUID], *, lock: bool) -> dict[str, Run]:
     runs = {}
     for execution_id, status, params, unfinished, workflow_id, deadline in rows:
         execution_id = uuid.UUID(str(execution_id))
-        deadline = _datetime(deadline)
+        deadline = from_db_datetime(deadline)
         runs[str(execution_id)] = Run(
             id=execution_id,
             status=status,
-            params=_json(params) or {},
+            params=from_db_json(params) or {},
             unfinished=unfinished,
             dag=dag_for(uuid.UUID(str(workflow_id))),
             deadline=deadline.timestamp() if deadline else None,
@@ -279,7 +278,7 @@ def _record_outcomes(completions: list[CompletionMessage]) -> dict[int, tuple[in
         f"AND {TASKRUN}.attempt = v.v_attempt AND {TASKRUN}.status IN ('QUEUED', 'RUNNING')",
         returning="id, retry_base, config",
     )
-    return {pk: (retry_base, _json(config)) for pk, retry_base, config in returned}
+    return {pk: (retry_base, from_db_json(config)) for pk, retry_base, config in returned}
 
 
 def _release_children(done: list[tuple[Run, str]]) -> list[tuple[Run, str, int]]:
@@ -497,19 +496,6 @@ def _count_outcomes(runs: dict[str, Run], recorded: list[CompletionMessage]) -> 
             metrics.TASK_DURATION.labels(handler).observe(
                 max(0.0, completion.finished_at - completion.started_at)
             )
-
-
-def _datetime(value) -> datetime | None:
-    """Raw-cursor timestamps are text on SQLite (naive UTC)."""
-    if value is None or isinstance(value, datetime):
-        return value
-    parsed = parse_datetime(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _json(value):
-    """Raw-cursor JSON comes back as text on some backends."""
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def _mark_skipped(skipped: list[tuple[Run, str, int]]) -> None:

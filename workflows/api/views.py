@@ -62,7 +62,10 @@ class ExecutionStatusView(APIView):
 
     @extend_schema(responses={200: dict})
     def get(self, request: Request, execution_id: str) -> Response:
-        return Response(selectors.execution_status(visible_execution(request, execution_id)))
+        status = selectors.execution_status_for(request.user, services.parse_execution_id(execution_id))
+        if status is None:
+            raise services.NotFound(f"no execution with id {execution_id!r}")
+        return Response(status)
 
     @extend_schema(responses={200: dict})
     def delete(self, request: Request, execution_id: str) -> Response:
