@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from workflows import engine
+from workflows.bulk_sql import insert_rows
 from workflows.dag import Dag, Limits, check_json_value, parse_workflow
 from workflows.handlers import handler_names
 from workflows.models import Execution, TaskRun, Workflow
@@ -79,17 +80,31 @@ def execution_create(*, workflow: Workflow, owner, dag: Dag | None = None) -> Ex
             unfinished_tasks=len(dag.nodes),
             owner=owner,
         )
-        TaskRun.objects.bulk_create(
-            [
-                TaskRun(
-                    execution=execution,
-                    node_id=node.id,
-                    handler=node.handler,
-                    pending_dependencies=len(node.dependencies),
+        insert_rows(
+            TaskRun._meta.db_table,
+            columns=[
+                ("execution_id", "uuid"),
+                ("node_id", "text"),
+                ("handler", "text"),
+                ("status", "text"),
+                ("attempt", "int"),
+                ("retry_base", "int"),
+                ("pending_dependencies", "int"),
+                ("worker", "text"),
+            ],
+            rows=[
+                (
+                    execution.id,
+                    node.id,
+                    node.handler,
+                    TaskRun.Status.PENDING,
+                    0,
+                    0,
+                    len(node.dependencies),
+                    "",
                 )
                 for node in dag.nodes.values()
             ],
-            batch_size=2000,
         )
     return execution
 
