@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from resilience.rate_limit import parse_rate
 from workflows import templating
 from workflows.conditions import Condition, ConditionError, compile_condition
 
@@ -263,6 +264,11 @@ def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limit
             condition = compile_condition(raw["condition"])
         except ConditionError as exc:
             raise DagError(f"node {node_id!r}: {exc}", code="invalid_condition", node=node_id) from None
+    if config.get("rate_limit") is not None:
+        try:
+            parse_rate(config["rate_limit"])
+        except ValueError as exc:
+            raise DagError(f"node {node_id!r}: {exc}", node=node_id) from None
     references = templating.referenced_roots(config)
     if condition is not None:
         references |= condition.references

@@ -83,4 +83,7 @@ def execution_results(execution: Execution) -> dict:
 
 
 def task_runs_of(execution: Execution) -> QuerySet[TaskRun]:
-    return TaskRun.objects.filter(execution_id=execution.id).order_by("id")
+    """Every task with the history of its failed attempts."""
+    return (
+        TaskRun.objects.filter(execution_id=execution.id).order_by("id").prefetch_related("failed_attempts")
+    )

@@ -1232,3 +1232,49 @@ def test_unknown_dead_letter_is_404(operator_client, letter_id):
     assert_error(operator_client.get(f"/api/v1/admin/dlq/{letter_id}"), 404)
     assert_error(operator_client.post(f"/api/v1/admin/dlq/{letter_id}/retry"), 404)
     assert_error(operator_client.delete(f"/api/v1/admin/dlq/{letter_id}"), 404)
+
+
+# --- circuits and attempt history ------------------------------------------------------------
+
+
+def test_circuit_states_are_visible_to_staff_only(operator_client, alice_client, streams):
+    streams.client.hset(
+        streams.circuit_key("call_llm"), mapping={"state": "open", "failures": "2", "until": "2000000000"}
+    )
+
+    response = operator_client.get("/api/v1/admin/circuits")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["circuits"]["call_llm"] == {
+        "state": "open",
+        "consecutive_failures": 2,
+        "retry_after": 2000000000.0,
+    }
+    assert alice_client.get("/api/v1/admin/circuits").status_code == 403
+
+
+def test_tasks_endpoint_lists_every_failed_attempt(alice_client, streams, django_capture_on_commit_callbacks):
+    execution_id = submit(alice_client, workflow(node("flaky", retry={"max_attempts": 3})))["execution_id"]
+    with django_capture_on_commit_callbacks(execute=True):
+        alice_client.post(f"/api/v1/workflow/trigger/{execution_id}")
+    [task] = published_tasks(streams)
+    apply(transient_failure(task, "first try failed"))
+    retry = TaskRun.objects.get(execution_id=execution_id, node_id="flaky")
+
+    tasks = alice_client.get(f"/api/v1/executions/{execution_id}/tasks").json()["results"]
+
+    assert retry.attempt == 2
+    [flaky] = tasks
+    assert flaky["status"] == "QUEUED"
+    assert [a["attempt"] for a in flaky["failed_attempts"]] == [1]
+    assert flaky["failed_attempts"][0]["error"]["message"] == "first try failed"
+
+
+def test_submit_rejects_a_malformed_rate_limit(alice_client):
+    response = alice_client.post(
+        "/api/v1/workflow", workflow(node("a", config={"rate_limit": "lots"})), format="json"
+    )
+
+    error = assert_error(response, 400)
+    assert "rate limit" in error["message"]
+    assert error["details"] == {"node": "a"}

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from workflows.models import Execution, TaskRun, Workflow
+from workflows.models import Execution, TaskAttempt, TaskRun, Workflow
 
 
 class TriggerInput(serializers.Serializer):
@@ -57,7 +57,15 @@ class ExecutionOutput(serializers.ModelSerializer):
         ]
 
 
+class TaskAttemptOutput(serializers.ModelSerializer):
+    class Meta:
+        model = TaskAttempt
+        fields = ["attempt", "error", "started_at", "finished_at", "worker"]
+
+
 class TaskRunOutput(serializers.ModelSerializer):
+    failed_attempts = TaskAttemptOutput(many=True, read_only=True)
+
     class Meta:
         model = TaskRun
         fields = [
@@ -72,4 +80,5 @@ class TaskRunOutput(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "worker",
+            "failed_attempts",
         ]

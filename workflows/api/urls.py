@@ -17,5 +17,6 @@ urlpatterns = [
     path(
         "workflow/<str:execution_id>/results", views.ExecutionResultsView.as_view(), name="workflow-results"
     ),
+    path("admin/circuits", views.CircuitBreakerView.as_view(), name="circuits"),
     *router.urls,
 ]

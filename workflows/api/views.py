@@ -1,7 +1,7 @@
 """REST API: the seed-compatible /workflow endpoints plus listing of workflows and executions."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status, viewsets
+from rest_framework import permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,6 +17,7 @@ from workflows.api.serializers import (
     WorkflowOutput,
 )
 from workflows.models import Execution
+from workflows.streams import get_streams
 
 
 def visible_execution(request: Request, raw_id: str) -> Execution:
@@ -152,3 +153,21 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
             "message": "Execution created; trigger it to run.",
         }
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+class CircuitBreakerView(APIView):
+    """GET every handler's circuit breaker (closed, open, half_open), shared by all workers."""
+
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request) -> Response:
+        circuits = {
+            handler: {
+                "state": state.get("state", "closed"),
+                "consecutive_failures": int(state.get("failures", 0)),
+                "retry_after": float(state.get("until", 0)) or None,
+            }
+            for handler, state in get_streams().circuits().items()
+        }
+        return Response({"circuits": circuits})
