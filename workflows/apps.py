@@ -9,6 +9,7 @@ class WorkflowsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from workflows import checks  # noqa: F401  (registers the system checks)
         from workflows.handlers import load_handlers
         from workflows.metrics import register_collector
 

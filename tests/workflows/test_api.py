@@ -1278,3 +1278,13 @@ def test_submit_rejects_a_malformed_rate_limit(alice_client):
     error = assert_error(response, 400)
     assert "rate limit" in error["message"]
     assert error["details"] == {"node": "a"}
+
+
+def test_a_malformed_rate_limit_setting_fails_the_system_check(settings):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    settings.RATE_LIMITS = {"call_llm": "lots"}
+
+    with pytest.raises(SystemCheckError, match="workflows.E001"):
+        call_command("check")

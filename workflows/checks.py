@@ -1,0 +1,27 @@
+"""System checks for settings invariants: fail at start-up, not in the middle of a run."""
+
+from django.conf import settings
+from django.core.checks import Error, register
+
+from resilience.rate_limit import parse_rate
+
+
+@register()
+def engine_settings_check(app_configs, **kwargs) -> list[Error]:
+    errors = []
+    for handler, spec in settings.RATE_LIMITS.items():
+        try:
+            parse_rate(spec)
+        except ValueError as exc:
+            errors.append(Error(f"RATE_LIMITS for {handler!r}: {exc}", id="workflows.E001"))
+    if settings.VISIBILITY_TIMEOUT_SECONDS <= 0:
+        errors.append(Error("VISIBILITY_TIMEOUT_SECONDS must be positive", id="workflows.E002"))
+    if settings.RETRY_MAX_ATTEMPTS < 1:
+        errors.append(Error("RETRY_MAX_ATTEMPTS must be at least 1", id="workflows.E003"))
+    if settings.MAX_DELIVERIES < 1:
+        errors.append(Error("MAX_DELIVERIES must be at least 1", id="workflows.E004"))
+    if settings.WORKER_CONCURRENCY < 1 or settings.ORCHESTRATOR_BATCH_SIZE < 1:
+        errors.append(
+            Error("WORKER_CONCURRENCY and ORCHESTRATOR_BATCH_SIZE must be at least 1", id="workflows.E005")
+        )
+    return errors
