@@ -22,13 +22,7 @@ log = structlog.get_logger(__name__)
 def dead_letter_retry(*, dead_letter_id: int, user, note: str = "") -> DeadLetter:
     """Re-queue the task with fresh attempts; its execution runs again and the DAG continues."""
     with transaction.atomic():
-        letter = DeadLetter.objects.filter(pk=dead_letter_id).values_list("execution_id", flat=True).first()
-        if letter is None:
-            raise NotFound(f"no dead letter with id {dead_letter_id}")
-        run = engine.lock_runs([letter])[str(letter)]
-        letter = DeadLetter.objects.select_for_update().get(pk=dead_letter_id)
-        if not letter.is_open:
-            raise Conflict(f"dead letter is already {letter.status}", code="already_resolved")
+        run, letter = _lock_open_letter(dead_letter_id)
         task_failed = TaskRun.objects.filter(pk=letter.task_run_id, status=TaskRun.Status.FAILED).exists()
         # RUNNING happens when a sibling's dead letter from the same failure was retried first.
         if not task_failed or run.status not in {Execution.Status.FAILED, Execution.Status.RUNNING}:
@@ -80,15 +74,7 @@ def dead_letter_discard(*, dead_letter_id: int, user, note: str = "") -> DeadLet
     """Close the entry without running anything. If a sibling's retry had resumed the execution,
     this node can now never finish, so the execution fails again."""
     with transaction.atomic():
-        execution_id = (
-            DeadLetter.objects.filter(pk=dead_letter_id).values_list("execution_id", flat=True).first()
-        )
-        if execution_id is None:
-            raise NotFound(f"no dead letter with id {dead_letter_id}")
-        run = engine.lock_runs([execution_id])[str(execution_id)]
-        letter = DeadLetter.objects.select_for_update().get(pk=dead_letter_id)
-        if not letter.is_open:
-            raise Conflict(f"dead letter is already {letter.status}", code="already_resolved")
+        run, letter = _lock_open_letter(dead_letter_id)
         still_failed = TaskRun.objects.filter(pk=letter.task_run_id, status=TaskRun.Status.FAILED).exists()
         if run.status == Execution.Status.RUNNING and still_failed:
             run.fail(
@@ -98,6 +84,18 @@ def dead_letter_discard(*, dead_letter_id: int, user, note: str = "") -> DeadLet
         _resolve(letter, DeadLetter.Status.DISCARDED, user, note, timezone.now())
     log.info("dead_letter_discarded", dead_letter_id=dead_letter_id)
     return letter
+
+
+def _lock_open_letter(dead_letter_id: int) -> tuple[engine.Run, DeadLetter]:
+    """Lock the letter's execution (first, like every writer of run state), then the letter."""
+    execution_id = DeadLetter.objects.filter(pk=dead_letter_id).values_list("execution_id", flat=True).first()
+    if execution_id is None:
+        raise NotFound(f"no dead letter with id {dead_letter_id}")
+    run = engine.lock_runs([execution_id])[str(execution_id)]
+    letter = DeadLetter.objects.select_for_update().get(pk=dead_letter_id)
+    if not letter.is_open:
+        raise Conflict(f"dead letter is already {letter.status}", code="already_resolved")
+    return run, letter
 
 
 def _resolve(letter: DeadLetter, status: str, user, note: str, now) -> None:

@@ -8,6 +8,9 @@ import threading
 import structlog
 from django.db import close_old_connections
 
+from workflows import metrics
+from workflows.streams import get_streams
+
 log = structlog.get_logger(__name__)
 
 
@@ -50,3 +53,15 @@ def run_until_stopped(step, stop: StopFlag, *, once: bool) -> None:
             stop.event.wait(backoff)
         if once:
             return
+
+
+def start_runner(metrics_port: int):
+    """What every runner does first: stop flag on signals, its own /metrics, a Redis that will
+    not evict stream entries, consumer groups in place. Returns (stop flag, streams)."""
+    stop = StopFlag()
+    stop.install()
+    metrics.serve(metrics_port)
+    streams = get_streams()
+    streams.check_no_eviction()
+    streams.ensure_groups()
+    return stop, streams

@@ -1286,5 +1286,5 @@ def test_a_malformed_rate_limit_setting_fails_the_system_check(settings):
 
     settings.RATE_LIMITS = {"call_llm": "lots"}
 
-    with pytest.raises(SystemCheckError, match="workflows.E001"):
+    with pytest.raises(SystemCheckError, match=r"workflows\.E001"):
         call_command("check")

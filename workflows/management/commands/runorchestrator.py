@@ -1,10 +1,8 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from workflows import metrics
 from workflows.orchestrator import Orchestrator
-from workflows.runner import StopFlag, consumer_name, run_until_stopped
-from workflows.streams import get_streams
+from workflows.runner import consumer_name, run_until_stopped, start_runner
 
 
 class Command(BaseCommand):
@@ -16,12 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="one batch, then exit")
 
     def handle(self, *args, metrics_port, batch_size, once, **options):
-        stop = StopFlag()
-        stop.install()
-        metrics.serve(metrics_port)
-        streams = get_streams()
-        streams.check_no_eviction()
-        streams.ensure_groups()
+        stop, streams = start_runner(metrics_port)
         orchestrator = Orchestrator(
             streams,
             consumer=consumer_name("orchestrator"),

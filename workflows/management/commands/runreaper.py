@@ -2,9 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from resilience.reaper import Reaper, ReaperConfig
-from workflows import metrics
-from workflows.runner import StopFlag, consumer_name, run_until_stopped
-from workflows.streams import get_streams
+from workflows.runner import consumer_name, run_until_stopped, start_runner
 
 
 class Command(BaseCommand):
@@ -18,12 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="one sweep, print what it did, exit")
 
     def handle(self, *args, metrics_port, interval, once, **options):
-        stop = StopFlag()
-        stop.install()
-        metrics.serve(metrics_port)
-        streams = get_streams()
-        streams.check_no_eviction()
-        streams.ensure_groups()
+        stop, streams = start_runner(metrics_port)
         reaper = Reaper(
             streams,
             consumer=consumer_name("reaper"),

@@ -1,9 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from workflows import metrics
-from workflows.runner import StopFlag, consumer_name, run_until_stopped
-from workflows.streams import get_streams
+from workflows.runner import consumer_name, run_until_stopped, start_runner
 from workflows.worker import Worker, WorkerConfig
 
 
@@ -17,12 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="one read, then drain and exit")
 
     def handle(self, *args, metrics_port, concurrency, drain_timeout, once, **options):
-        stop = StopFlag()
-        stop.install()
-        metrics.serve(metrics_port)
-        streams = get_streams()
-        streams.check_no_eviction()
-        streams.ensure_groups()
+        stop, streams = start_runner(metrics_port)
         config = WorkerConfig(
             concurrency=concurrency,
             block_ms=settings.RUNNER_BLOCK_MS,
