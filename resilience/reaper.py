@@ -16,7 +16,7 @@ from resilience.errors import simple_error
 from workflows import engine, services
 from workflows.messages import CompletionMessage, MessageError, decode_task
 from workflows.models import Execution, TaskRun
-from workflows.streams import ORCHESTRATORS_GROUP, WORKERS_GROUP, Streams
+from workflows.streams import ORCHESTRATORS_GROUP, WORKERS_GROUP, Entry, Streams
 
 log = structlog.get_logger(__name__)
 REPUBLISH_BATCH = 1000
@@ -76,7 +76,9 @@ class Reaper:
                 task = decode_task(fields)
             except MessageError as exc:
                 log.error("reclaimed_task_undecodable", entry_id=entry_id.decode(), error=str(exc))
-                self.streams.drop(self.streams.tasks, WORKERS_GROUP, [entry_id])
+                self.streams.park_undecodable(
+                    self.streams.tasks, WORKERS_GROUP, [Entry(entry_id, None, exc, fields)]
+                )
                 continue
             if task.deliveries + 1 >= self.config.max_deliveries:
                 self.streams.replace_task_with_completion(

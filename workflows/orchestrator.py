@@ -6,7 +6,7 @@ import structlog
 from django.db import DatabaseError, connection, transaction
 
 from workflows import engine, metrics
-from workflows.streams import Streams
+from workflows.streams import ORCHESTRATORS_GROUP, Streams
 
 log = structlog.get_logger(__name__)
 
@@ -31,10 +31,15 @@ class Orchestrator:
             self.recover_own_pending = False
         if not entries:
             return 0
-        completions = [e.message for e in entries if e.message is not None]
         metrics.BATCH_SIZE.observe(len(entries))
-        for bad in (e for e in entries if e.message is None):
+        undecodable = [e for e in entries if e.message is None]
+        for bad in undecodable:
             log.error("completion_undecodable", entry_id=bad.id.decode(), error=str(bad.error))
+        self.streams.park_undecodable(self.streams.completions, ORCHESTRATORS_GROUP, undecodable)
+        entries = [e for e in entries if e.message is not None]
+        if not entries:
+            return len(undecodable)
+        completions = [e.message for e in entries]
         try:
             with transaction.atomic():
                 dispatch = engine.completions_apply(completions)

@@ -6,6 +6,7 @@ in the same MULTI as their ack, so streams stay small without ever trimming a pe
 """
 
 import functools
+import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -280,8 +281,34 @@ class Streams:
         pipe.set(self.done_key(task.task_id, task.attempt), 1, ex=DONE_TTL_SECONDS)
         pipe.execute()
 
+    def park_undecodable(self, stream: str, group: str, entries: Sequence[Entry]) -> None:
+        """Entries no reader understands (unknown major version, bad JSON) go to the DLQ stream
+        with their raw fields for an operator, and leave the work stream, atomically."""
+        if not entries:
+            return
+        pipe = self.client.pipeline(transaction=True)
+        for entry in entries:
+            raw = {_text(k): _text(v) for k, v in (entry.fields or {}).items()}
+            event = {
+                "kind": "undecodable",
+                "stream": stream,
+                "entry_id": _text(entry.id),
+                "error": str(entry.error),
+                "fields": raw,
+            }
+            pipe.xadd(
+                self.dlq,
+                {"v": SCHEMA_VERSION, "body": json.dumps(event)},
+                maxlen=DLQ_STREAM_MAXLEN,
+                approximate=True,
+            )
+        ids = [entry.id for entry in entries]
+        pipe.xack(stream, group, *ids)
+        pipe.xdel(stream, *ids)
+        pipe.execute()
+
     def ack_tasks(self, entry_ids: Sequence[bytes]) -> None:
-        """Ack+delete task entries that need no completion (cancelled, duplicate, undecodable)."""
+        """Ack+delete task entries that need no completion (cancelled, duplicate, running elsewhere)."""
         if entry_ids:
             pipe = self.client.pipeline(transaction=True)
             pipe.xack(self.tasks, WORKERS_GROUP, *entry_ids)

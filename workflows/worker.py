@@ -20,7 +20,7 @@ import structlog
 from resilience.errors import TaskTimeout, error_detail
 from workflows.handlers import HandlerError, Interrupted, TaskContext, get_handler
 from workflows.messages import CompletionMessage, TaskMessage
-from workflows.streams import Entry, Streams
+from workflows.streams import WORKERS_GROUP, Entry, Streams
 
 log = structlog.get_logger(__name__)
 MAX_OUTPUT_BYTES = 1024 * 1024
@@ -91,6 +91,7 @@ class Worker:
         undecodable = [e for e in entries if e.message is None]
         for entry in undecodable:
             log.error("task_undecodable", entry_id=entry.id.decode(), error=str(entry.error))
+        self._release(len(undecodable))
         readable = [e for e in entries if e.message is not None]
         try:
             verdicts = self.streams.admit(
@@ -103,7 +104,7 @@ class Worker:
             # Redis went away mid-batch: the entries stay pending and the reaper re-delivers them.
             self._release(len(entries))
             raise
-        dropped, deferred = [e.id for e in undecodable], []
+        dropped, deferred = [], []
         with self.lock:
             mine = {(r.task.task_id, r.task.attempt) for r in self.running.values()}
         for entry, admission in zip(readable, verdicts, strict=True):
@@ -120,6 +121,7 @@ class Worker:
                 dropped.append(entry.id)  # cancelled, duplicate, or already running (here or elsewhere)
         self.streams.ack_tasks(dropped)
         self.streams.defer_tasks(deferred)
+        self.streams.park_undecodable(self.streams.tasks, WORKERS_GROUP, undecodable)
         return len(entries)
 
     def drain(self, timeout: float) -> bool:

@@ -4,6 +4,7 @@ claim, circuit breaker, rate limit), the delayed set, heartbeats and reclaim, an
 Every test runs on its own stream prefix (the `streams` fixture), so tests never share keys.
 """
 
+import json
 import time
 import uuid
 
@@ -580,3 +581,19 @@ def test_circuits_ignore_other_prefixes(streams, stream_prefix):
         assert set(other.circuits()) == {"elsewhere"}
     finally:
         streams.client.delete(*streams.client.scan_iter(f"{other.prefix}:*"))
+
+
+def test_an_entry_of_an_unknown_major_version_is_parked_on_the_dlq_stream(streams):
+    streams.client.xadd(streams.tasks, {"v": "2.0", "body": '{"task_id": 1}'})
+    [entry] = read_all(streams)
+    assert entry.message is None
+
+    streams.park_undecodable(streams.tasks, WORKERS_GROUP, [entry])
+
+    assert streams.client.xlen(streams.tasks) == 0
+    assert streams.client.xpending(streams.tasks, WORKERS_GROUP)["pending"] == 0
+    [(_, fields)] = streams.client.xrange(streams.dlq)
+    event = json.loads(fields[b"body"])
+    assert event["kind"] == "undecodable"
+    assert event["fields"] == {"v": "2.0", "body": '{"task_id": 1}'}
+    assert "version" in event["error"]

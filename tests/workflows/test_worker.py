@@ -1,0 +1,94 @@
+"""The worker against real Redis: what it reads, admits, runs and reports."""
+
+import time
+
+import pytest
+
+from workflows.messages import TaskMessage, decode_completion
+from workflows.worker import Worker, WorkerConfig
+
+EXECUTION_ID = "00000000-0000-0000-0000-000000000001"
+
+
+def task(task_id: int, **fields) -> TaskMessage:
+    return TaskMessage(
+        task_id=task_id,
+        execution_id=EXECUTION_ID,
+        node_id=f"n{task_id}",
+        handler="input",
+        attempt=1,
+        **fields,
+    )
+
+
+def completions(streams, expected: int, timeout: float = 5.0) -> list:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [decode_completion(fields) for _, fields in streams.client.xrange(streams.completions)]
+        if len(found) >= expected:
+            return found
+        time.sleep(0.02)
+    pytest.fail(f"expected {expected} completions, found {len(found)}")
+
+
+@pytest.fixture
+def worker(streams):
+    return Worker(streams, consumer="worker-test", config=WorkerConfig(concurrency=1, block_ms=100))
+
+
+def test_an_unreadable_entry_is_parked_and_does_not_cost_a_slot(streams, worker):
+    streams.client.xadd(streams.tasks, {"v": "9.0", "body": "{}"})
+    streams.publish_tasks([task(1, config={"x": 1})])
+
+    worker.step()
+    worker.step()
+
+    [done] = completions(streams, 1)
+    assert done.ok and done.output == {"x": 1}
+    assert streams.client.xlen(streams.dlq) == 1
+
+
+def test_a_task_of_a_cancelled_execution_is_dropped_unrun(streams, worker):
+    streams.set_cancelled(EXECUTION_ID)
+    streams.publish_tasks([task(1)])
+
+    worker.step()
+
+    assert streams.client.xlen(streams.tasks) == 0
+    assert streams.client.xlen(streams.completions) == 0
+
+
+def test_a_handler_error_is_reported_with_its_classification(streams, worker):
+    streams.publish_tasks([task(1, config={"simulate_failure": True})])
+
+    worker.step()
+
+    [done] = completions(streams, 1)
+    assert not done.ok
+    assert done.error["code"] == "simulated_failure"
+    assert done.error["category"] == "handler"
+    assert done.error["traceback_hash"]
+
+
+def test_a_task_past_its_timeout_fails_as_timeout_and_frees_its_slot(streams, worker):
+    streams.publish_tasks(
+        [
+            TaskMessage(
+                task_id=1,
+                execution_id=EXECUTION_ID,
+                node_id="slow",
+                handler="delay",
+                attempt=1,
+                config={"seconds": 30},
+                timeout_seconds=0.3,
+            ),
+            task(2),
+        ]
+    )
+
+    worker.step()
+    [timed_out] = completions(streams, 1)
+    worker.step()
+
+    assert timed_out.error["category"] == "timeout"
+    assert completions(streams, 2)[1].ok
