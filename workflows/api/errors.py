@@ -1,6 +1,7 @@
 """One error shape for the whole API: {"error": {"code", "message", "details"}}."""
 
 from django.http import JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -41,9 +42,14 @@ def _first_message(detail) -> str:
     return str(detail)
 
 
-def json_not_found(request, exception=None):
-    return JsonResponse(error_body("not_found", f"no such path: {request.path}"), status=404)
+def not_found(request, exception=None):
+    """JSON in the error shape for API clients, Django's page for browsers."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", f"no such path: {request.path}"), status=404)
+    return defaults.page_not_found(request, exception)
 
 
-def json_server_error(request):
-    return JsonResponse(error_body("server_error", "internal error; it has been logged"), status=500)
+def server_error(request):
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("server_error", "internal error; it has been logged"), status=500)
+    return defaults.server_error(request)
