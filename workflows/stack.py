@@ -70,7 +70,7 @@ class Stack:
             for name in self.commands:
                 self._spawn(name, env)
             self.out.write(
-                f"\nDashboard and admin: http://{self.bind}/admin/\n"
+                f"\nDashboard:           http://{self.bind}/dashboard/   (admin: http://{self.bind}/admin/)\n"
                 f"API:                 http://{self.bind}/api/v1/   (docs: http://{self.bind}/docs)\n"
                 f"Health:              http://{self.bind}/health\n"
                 f"Database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, "
