@@ -64,12 +64,17 @@ def error_detail(exc: BaseException, *, category: str | None = None) -> dict:
     site = "".join(traceback.format_tb(exc.__traceback__)) + exc.__class__.__name__
     return {
         "category": category or found.category,
-        "code": found.code,
-        "message": str(exc) or exc.__class__.__name__,
+        "code": storable(str(found.code)),
+        "message": storable(str(exc) or exc.__class__.__name__),
         "permanent": found.permanent,
-        "traceback": trace[-8000:],
+        "traceback": storable(trace[-8000:]),
         "traceback_hash": hashlib.sha256(site.encode()).hexdigest()[:16],
     }
+
+
+def storable(text: str) -> str:
+    """Text PostgreSQL accepts in JSON: no NUL, no lone surrogates (replaced, not dropped)."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "replace").decode("utf-8")
 
 
 def simple_error(category: str, code: str, message: str, *, permanent: bool = False) -> dict:

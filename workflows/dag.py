@@ -304,8 +304,15 @@ def _parse_retry(raw: Any, node_id: str) -> dict | None:
     for key in ("backoff_base", "backoff_max", "jitter"):
         if key in raw:
             value = raw[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise DagError(f"node {node_id!r}: retry.{key} must be a number >= 0", node=node_id)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0 <= value <= MAX_TIMEOUT_SECONDS
+            ):
+                raise DagError(
+                    f"node {node_id!r}: retry.{key} must be a number from 0 to {MAX_TIMEOUT_SECONDS}",
+                    node=node_id,
+                )
     return dict(raw)
 
 

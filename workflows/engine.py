@@ -151,7 +151,8 @@ def completions_apply(completions: list[CompletionMessage]) -> Dispatch:
     accepted = _record_outcomes(live)
     succeeded, failed, duplicates = [], [], []
     for completion in live:
-        if completion.task_id not in accepted:
+        key = (completion.task_id, completion.attempt)
+        if key not in accepted:
             duplicates.append(completion)  # redelivered, or a late attempt fenced off
             continue
         run = runs[completion.execution_id]
@@ -160,8 +161,8 @@ def completions_apply(completions: list[CompletionMessage]) -> Dispatch:
             run.outputs[completion.node_id] = completion.output
             succeeded.append((run, completion.node_id))
         else:
-            failed.append((run, completion, accepted[completion.task_id]))
-    _count_outcomes(runs, [c for c in live if c.task_id in accepted])
+            failed.append((run, completion, accepted[key]))
+    _count_outcomes(runs, [c for c in live if (c.task_id, c.attempt) in accepted])
     dispatch = Dispatch()
     _handle_failures(failed, dispatch)
     dispatch.tasks.extend(advance(_release_children(succeeded)))
@@ -241,9 +242,9 @@ def finish_runs(runs: Iterable[Run]) -> None:
     )
 
 
-def _record_outcomes(completions: list[CompletionMessage]) -> dict[int, tuple[int, dict]]:
+def _record_outcomes(completions: list[CompletionMessage]) -> dict[tuple[int, int], tuple[int, dict]]:
     """Fenced update: only the current attempt of a QUEUED/RUNNING task is recorded.
-    Returns {task id: (retry_base, resolved config)} for the accepted ones."""
+    Returns {(task id, attempt): (retry_base, resolved config)} for the accepted ones."""
     rows = [
         (
             c.task_id,
@@ -276,9 +277,9 @@ def _record_outcomes(completions: list[CompletionMessage]) -> dict[int, tuple[in
         "started_at = v.v_started, finished_at = v.v_finished, worker = v.v_worker",
         where=f"{TASKRUN}.id = v.v_task AND {TASKRUN}.execution_id = v.v_execution "
         f"AND {TASKRUN}.attempt = v.v_attempt AND {TASKRUN}.status IN ('QUEUED', 'RUNNING')",
-        returning="id, retry_base, config",
+        returning="id, attempt, retry_base, config",
     )
-    return {pk: (retry_base, from_db_json(config)) for pk, retry_base, config in returned}
+    return {(pk, attempt): (retry_base, from_db_json(config)) for pk, attempt, retry_base, config in returned}
 
 
 def _release_children(done: list[tuple[Run, str]]) -> list[tuple[Run, str, int]]:

@@ -1,11 +1,14 @@
 """Orchestrator: applies completion batches in one transaction each, then publishes and acks."""
 
+import dataclasses
 import time
 
 import structlog
-from django.db import DatabaseError, connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 
+from resilience.errors import simple_error, storable
 from workflows import engine, metrics
+from workflows.messages import CompletionMessage
 from workflows.streams import ORCHESTRATORS_GROUP, Streams
 
 log = structlog.get_logger(__name__)
@@ -41,10 +44,18 @@ class Orchestrator:
             return len(undecodable)
         completions = [e.message for e in entries]
         try:
-            with transaction.atomic():
-                dispatch = engine.completions_apply(completions)
-        except DatabaseError as exc:
-            # Not acked: the batch stays pending and is retried after reconnecting.
+            try:
+                dispatch = _apply(completions)
+            except (OperationalError, InterfaceError):
+                raise
+            except Exception as exc:  # a value or invariant the database refuses: isolate it
+                log.error(
+                    "completion_batch_rejected", error=f"{exc.__class__.__name__}: {exc}", size=len(entries)
+                )
+                dispatch = _apply_one_by_one(completions)
+        except (OperationalError, InterfaceError) as exc:
+            # Database unreachable. Not acked: the batch stays pending and is retried after
+            # reconnecting.
             log.warning("completion_batch_failed", error=str(exc), size=len(entries))
             self.recover_own_pending = True
             connection.close()
@@ -59,3 +70,43 @@ class Orchestrator:
             dead_letters=dispatch.dead_letters,
         )
         return len(entries)
+
+
+def _apply(completions: list[CompletionMessage]) -> engine.Dispatch:
+    with transaction.atomic():
+        return engine.completions_apply(completions)
+
+
+def _apply_one_by_one(completions: list[CompletionMessage]) -> engine.Dispatch:
+    """One bad completion must not block its batch forever: apply each alone, and record one the
+    database refuses as a permanent failure of its task (so it reaches the dead-letter queue)."""
+    merged = engine.Dispatch()
+    for completion in completions:
+        try:
+            dispatch = _apply([completion])
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as exc:
+            log.error(
+                "completion_rejected", task_id=completion.task_id, error=f"{exc.__class__.__name__}: {exc}"
+            )
+            failure = simple_error(
+                "validation",
+                "unstorable_completion",
+                storable(f"{exc.__class__.__name__}: {exc}"),
+                permanent=True,
+            )
+            try:
+                dispatch = _apply(
+                    [dataclasses.replace(completion, ok=False, output=None, error=failure, exhausted=True)]
+                )
+            except (OperationalError, InterfaceError):
+                raise
+            except Exception as again:
+                # Left QUEUED in the database: the reaper re-dispatches it later.
+                log.error("completion_dropped", task_id=completion.task_id, error=str(again))
+                continue
+        merged.tasks += dispatch.tasks
+        merged.delayed += dispatch.delayed
+        merged.dead_letters += dispatch.dead_letters
+    return merged

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import structlog
 
 from resilience.errors import TaskTimeout, error_detail
+from workflows.dag import DagError, check_json_value
 from workflows.handlers import HandlerError, Interrupted, TaskContext, get_handler
 from workflows.messages import CompletionMessage, TaskMessage
 from workflows.streams import WORKERS_GROUP, Entry, Streams
@@ -102,7 +103,7 @@ class Worker:
             )
         except Exception:
             # Redis went away mid-batch: the entries stay pending and the reaper re-delivers them.
-            self._release(len(entries))
+            self._release(len(readable))
             raise
         dropped, deferred = [], []
         with self.lock:
@@ -209,7 +210,10 @@ class Worker:
                     break
             done, handed_back, dropped = [], [], []
             for running, future, timed_out in batch:
-                outcome = self._outcome(running, future, timed_out)
+                try:
+                    outcome = self._outcome(running, future, timed_out)
+                except Exception as exc:  # never lose the reporter: the task fails, visibly
+                    outcome = self._failure(running, exc)
                 if outcome == "shutdown":
                     handed_back.append(running)
                 elif outcome == "cancelled":
@@ -243,22 +247,13 @@ class Worker:
 
     def _outcome(self, running: Running, future: Future | None, timed_out: bool):
         """A CompletionMessage, or 'shutdown' (hand back) / 'cancelled' (drop)."""
-        task = running.task
-        common = dict(
-            task_id=task.task_id,
-            execution_id=task.execution_id,
-            node_id=task.node_id,
-            attempt=task.attempt,
-            started_at=running.started,
-            finished_at=time.time(),
-            worker=self.consumer,
-        )
         if timed_out:
             exc: BaseException | None = TaskTimeout(
                 f"task exceeded its timeout of {running.expires - running.started:.3g} s", code="task_timeout"
             )
         else:
-            exc = future.exception() if not future.cancelled() else Interrupted("cancelled")
+            reason = running.context.stop_reason[0] if running.context.stop_reason else "cancelled"
+            exc = Interrupted(reason) if future.cancelled() else future.exception()
         if isinstance(exc, Interrupted):
             if exc.reason == "timeout":
                 exc = TaskTimeout("task exceeded its timeout", code="task_timeout")
@@ -267,7 +262,11 @@ class Worker:
         if exc is None:
             output, exc = _checked_output(future.result())
             if exc is None:
-                return CompletionMessage(ok=True, output=output, **common)
+                return self._completion(running, ok=True, output=output)
+        return self._failure(running, exc)
+
+    def _failure(self, running: Running, exc: BaseException) -> CompletionMessage:
+        task = running.task
         detail = error_detail(exc)
         log.warning(
             "task_failed",
@@ -277,7 +276,20 @@ class Worker:
             category=detail["category"],
             error=detail["message"],
         )
-        return CompletionMessage(ok=False, error=detail, **common)
+        return self._completion(running, ok=False, error=detail)
+
+    def _completion(self, running: Running, **outcome) -> CompletionMessage:
+        task = running.task
+        return CompletionMessage(
+            task_id=task.task_id,
+            execution_id=task.execution_id,
+            node_id=task.node_id,
+            attempt=task.attempt,
+            started_at=running.started,
+            finished_at=time.time(),
+            worker=self.consumer,
+            **outcome,
+        )
 
     def _watch_forever(self) -> None:
         last_beat = 0.0
@@ -290,9 +302,11 @@ class Worker:
             for running in live:
                 if now >= running.expires:
                     running.context.request_stop("timeout")
+                    # Report the timeout first: cancelling fires the done callback, which must
+                    # find the outcome already taken.
+                    self._finish(running, running.future, timed_out=True)
                     if running.future is not None:
                         running.future.cancel()
-                    self._finish(running, running.future, timed_out=True)
             if live and now - last_beat >= interval:
                 last_beat = now
                 try:
@@ -317,15 +331,17 @@ def _call(registered, task: TaskMessage, context: TaskContext):
 
 
 def _checked_output(output) -> tuple[dict | None, BaseException | None]:
-    """Handlers return a JSON-serialisable dict (None means {}, other values are wrapped)."""
+    """Handlers return a dict PostgreSQL can store as JSON (None means {}, other values are
+    wrapped): no NaN or infinity, no NUL or lone surrogates, bounded nesting and size."""
     output = {} if output is None else output
     if not isinstance(output, dict):
         output = {"result": output}
     try:
-        size = len(json.dumps(output))
-    except (TypeError, ValueError) as err:
+        check_json_value(output, "handler output")
+        size = len(json.dumps(output, allow_nan=False))
+    except (DagError, TypeError, ValueError, RecursionError) as err:
         return None, HandlerError(
-            f"handler output is not JSON-serialisable: {err}", code="invalid_output", permanent=True
+            f"handler output cannot be stored: {err}", code="invalid_output", permanent=True
         )
     if size > MAX_OUTPUT_BYTES:
         return None, HandlerError(

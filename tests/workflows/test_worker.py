@@ -1,9 +1,11 @@
 """The worker against real Redis: what it reads, admits, runs and reports."""
 
+import asyncio
 import time
 
 import pytest
 
+from workflows.handlers import handler
 from workflows.messages import TaskMessage, decode_completion
 from workflows.worker import Worker, WorkerConfig
 
@@ -92,3 +94,51 @@ def test_a_task_past_its_timeout_fails_as_timeout_and_frees_its_slot(streams, wo
 
     assert timed_out.error["category"] == "timeout"
     assert completions(streams, 2)[1].ok
+
+
+@handler("test_async_sleep")
+async def async_sleep(config: dict, context) -> dict:
+    await asyncio.sleep(config["seconds"])
+    return {"slept": config["seconds"]}
+
+
+@handler("test_not_a_number")
+def not_a_number(config: dict, context) -> dict:
+    return {"mean": float("nan")}
+
+
+def test_an_async_handler_past_its_timeout_is_reported_as_a_timeout(streams, worker):
+    streams.publish_tasks(
+        [
+            TaskMessage(
+                task_id=1,
+                execution_id=EXECUTION_ID,
+                node_id="slow",
+                handler="test_async_sleep",
+                attempt=1,
+                config={"seconds": 30},
+                timeout_seconds=0.3,
+            )
+        ]
+    )
+
+    worker.step()
+
+    [done] = completions(streams, 1)
+    assert done.error["category"] == "timeout"
+
+
+def test_an_output_postgresql_cannot_store_is_a_permanent_failure(streams, worker):
+    streams.publish_tasks(
+        [
+            TaskMessage(
+                task_id=1, execution_id=EXECUTION_ID, node_id="nan", handler="test_not_a_number", attempt=1
+            )
+        ]
+    )
+
+    worker.step()
+
+    [done] = completions(streams, 1)
+    assert done.error["code"] == "invalid_output"
+    assert done.error["permanent"] is True

@@ -1,0 +1,72 @@
+"""The orchestrator's batch loop against real PostgreSQL and Redis: bad completions are
+isolated, stale attempts are fenced off even inside one batch."""
+
+import pytest
+
+from dlq.models import DeadLetter
+from workflows.messages import CompletionMessage, encode
+from workflows.models import Execution, TaskRun
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TWO_ROOTS_AND_A_JOIN = {
+    "name": "two roots",
+    "dag": {
+        "nodes": [
+            {"id": "a", "handler": "input", "retry": {"max_attempts": 3}},
+            {"id": "b", "handler": "input"},
+            {"id": "join", "handler": "output", "dependencies": ["a", "b"]},
+        ]
+    },
+}
+
+
+def run_of(execution: Execution, node_id: str) -> TaskRun:
+    return TaskRun.objects.get(execution=execution, node_id=node_id)
+
+
+def test_a_completion_the_database_refuses_fails_its_task_and_spares_the_batch(
+    start_workflow, worker, orchestrate
+):
+    execution = start_workflow(TWO_ROOTS_AND_A_JOIN)
+    taken = worker.take()
+    worker.succeed(taken["b"])
+    worker.succeed(taken["a"], output={"mean": float("nan")})  # JSON allows NaN; jsonb does not
+
+    orchestrate()
+
+    assert run_of(execution, "b").status == TaskRun.Status.COMPLETED
+    a = run_of(execution, "a")
+    assert a.status == TaskRun.Status.FAILED
+    assert a.error["code"] == "unstorable_completion"
+    assert DeadLetter.objects.get(execution=execution).node_id == "a"
+    execution.refresh_from_db()
+    assert execution.status == Execution.Status.FAILED
+
+
+def test_a_stale_attempt_in_the_same_batch_as_the_current_one_is_fenced_off(
+    start_workflow, worker, orchestrate, streams, settings
+):
+    settings.RETRY_BACKOFF_BASE = 0
+    execution = start_workflow(TWO_ROOTS_AND_A_JOIN)
+    taken = worker.take()
+    worker.fail(taken["a"])
+    worker.succeed(taken["b"])
+    orchestrate()
+    a = run_of(execution, "a")
+    assert (a.status, a.attempt) == (TaskRun.Status.QUEUED, 2)
+
+    def completion(attempt: int, output: dict) -> CompletionMessage:
+        return CompletionMessage(
+            task_id=a.id, execution_id=str(execution.id), node_id="a", attempt=attempt, ok=True, output=output
+        )
+
+    streams.client.xadd(streams.completions, encode(completion(1, {"from": "stale attempt"})))
+    streams.client.xadd(streams.completions, encode(completion(2, {"from": "current attempt"})))
+    orchestrate()
+
+    a.refresh_from_db()
+    assert a.status == TaskRun.Status.COMPLETED
+    assert a.output == {"from": "current attempt"}
+    join = run_of(execution, "join")
+    assert (join.status, join.pending_dependencies, join.attempt) == (TaskRun.Status.QUEUED, 0, 1)
