@@ -1,33 +1,13 @@
 """Drives the engine the way a user does: the REST API, polled until executions end."""
 
-import time
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from rest_framework.test import APIClient
 
+from tests.polling import poll_until
+
 TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
-# Overall bound on any wait; generous, since what is tested is the outcome, not the speed.
-WAIT_SECONDS = 60.0
-POLL_INTERVAL_SECONDS = 0.1
-
-
-def poll_until(
-    check: Callable[[], Any], *, what: str | Callable[[], str], timeout: float = WAIT_SECONDS
-) -> Any:
-    """Call `check` until it returns something truthy (returned), or fail after `timeout` seconds.
-
-    `what` names what was awaited; a callable is asked only on failure, to report the last state.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {timeout:.0f} s waiting for {what() if callable(what) else what}")
-        time.sleep(POLL_INTERVAL_SECONDS)
 
 
 class WorkflowApi:

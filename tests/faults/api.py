@@ -9,7 +9,7 @@ import httpx
 import pytest
 from rest_framework.test import APIClient
 
-from tests.faults.polling import poll_until
+from tests.polling import poll_until
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.faults.polling import poll_until
+from tests.polling import poll_until
 
 START_SECONDS = 60.0
 STOP_SECONDS = 30.0

@@ -7,7 +7,7 @@ import pytest
 
 from tests.faults.dags import node, workflow
 from tests.faults.ledger import START
-from tests.faults.polling import poll_until
+from tests.polling import poll_until
 from workflows.streams import get_streams
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]

@@ -16,8 +16,8 @@ from django.conf import settings
 from tests.faults.api import EngineApi, over_http
 from tests.faults.dags import chain, fan_out, node, workflow
 from tests.faults.ledger import EFFECT
-from tests.faults.polling import poll_until
 from tests.faults.servers import free_port
+from tests.polling import poll_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 

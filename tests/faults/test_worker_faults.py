@@ -6,7 +6,7 @@ import pytest
 
 from tests.faults.dags import chain, node, workflow
 from tests.faults.ledger import EFFECT, START
-from tests.faults.polling import poll_until
+from tests.polling import poll_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
