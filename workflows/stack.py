@@ -110,13 +110,21 @@ class Stack:
         self.out.write("stopped.")
 
 
+def _load_libc():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+# Resolved once here: looking it up after fork (in preexec_fn) is slow and can fail.
+LIBC = _load_libc()
+
+
 def terminate_with_parent() -> None:
     """In the child: get SIGTERM if runstack dies without stopping us (kill -9), so no orphans."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass  # not Linux: children outlive a killed runstack
+    if LIBC is not None:  # Linux; elsewhere children outlive a killed runstack
+        LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def start_embedded_redis(var_dir: Path) -> subprocess.Popen | None:
