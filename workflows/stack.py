@@ -122,7 +122,8 @@ LIBC = _load_libc()
 
 
 def terminate_with_parent() -> None:
-    """In the child: get SIGTERM if runstack dies without stopping us (kill -9), so no orphans."""
+    """In the child: get SIGTERM if runstack dies without stopping us (kill -9). The embedded
+    redis-server has been seen to outlive it anyway; the next runstack then reuses it."""
     if LIBC is not None:  # Linux; elsewhere children outlive a killed runstack
         LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
