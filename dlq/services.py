@@ -45,8 +45,10 @@ def dead_letter_retry(*, dead_letter_id: int, user, note: str = "") -> DeadLette
         engine.finish_runs([run])
         _resolve(letter, DeadLetter.Status.RETRIED, user, note, now)
         streams = get_streams()
-        if run.failure is None:
-            transaction.on_commit(lambda: streams.publish_tasks(messages), robust=True)
+        published = messages if run.failure is None else []
+        transaction.on_commit(
+            lambda: streams.publish_tasks(published, dead_letters=run.dead_letters), robust=True
+        )
     log.info("dead_letter_retried", dead_letter_id=dead_letter_id, execution_id=str(run.id))
     return letter
 

@@ -71,6 +71,8 @@ class Run:
     outputs: dict = field(default_factory=dict)
     finished: int = 0
     failure: dict | None = None
+    # `workflow:dlq` events for dead letters written in this transaction, published after it.
+    dead_letters: list = field(default_factory=list)
 
     def scope(self) -> dict:
         return {**self.outputs, PARAMS: self.params}
@@ -168,6 +170,7 @@ def completions_apply(completions: list[CompletionMessage]) -> Dispatch:
     dispatch.tasks.extend(advance(_release_children(succeeded)))
     dispatch.tasks.extend(_children_left_queued(duplicates, runs))
     finish_runs(runs.values())
+    dispatch.dead_letters = [event for run in runs.values() for event in run.dead_letters]
     return dispatch.without_failed(runs)
 
 
@@ -423,20 +426,25 @@ def _handle_failures(
             for run, c, config, due in retries
         )
     for run, completion, config, error in letters:
-        letter = DeadLetter.objects.create(
-            task_run_id=completion.task_id,
-            execution_id=run.id,
-            node_id=completion.node_id,
-            handler=run.dag.nodes[completion.node_id].handler,
-            config=config,
-            attempt=completion.attempt,
-            category=str(error.get("category", "unknown"))[:32],
-            code=str(error.get("code", "error"))[:100],
-            message=str(error.get("message", "")),
-            traceback=str(error.get("traceback", "")),
-            traceback_hash=str(error.get("traceback_hash", ""))[:64],
-        )
-        dispatch.dead_letters.append(dead_letter_event(letter))
+        _dead_letter(run, completion.node_id, completion.task_id, completion.attempt, config, error)
+
+
+def _dead_letter(run: Run, node_id: str, pk: int, attempt: int, config: dict | None, error: dict) -> None:
+    """The DeadLetter row, in the transaction that fails the node; its event goes out after."""
+    letter = DeadLetter.objects.create(
+        task_run_id=pk,
+        execution_id=run.id,
+        node_id=node_id,
+        handler=run.dag.nodes[node_id].handler,
+        config=config,
+        attempt=attempt,
+        category=str(error.get("category", "unknown"))[:32],
+        code=str(error.get("code", "error"))[:100],
+        message=str(error.get("message", "")),
+        traceback=str(error.get("traceback", "")),
+        traceback_hash=str(error.get("traceback_hash", ""))[:64],
+    )
+    run.dead_letters.append(dead_letter_event(letter))
 
 
 def dead_letter_event(letter: DeadLetter) -> dict:
@@ -521,6 +529,8 @@ def _fail_before_dispatch(run: Run, node_id: str, pk: int, exc: Exception) -> No
         status=TaskRun.Status.FAILED, error=error, finished_at=timezone.now()
     )
     run.fail(node_id, error)
+    attempt = TaskRun.objects.values_list("attempt", flat=True).get(pk=pk)
+    _dead_letter(run, node_id, pk, attempt, run.dag.nodes[node_id].config, error)
 
 
 def _from_epoch(value: float | None) -> datetime | None:

@@ -131,7 +131,9 @@ def execution_trigger(*, execution: Execution, params: dict) -> Execution:
         run.deadline = deadline.timestamp() if deadline else None
         messages = engine.execution_start(run)
         streams = get_streams()
-        transaction.on_commit(lambda: streams.publish_tasks(messages), robust=True)
+        transaction.on_commit(
+            lambda: streams.publish_tasks(messages, dead_letters=run.dead_letters), robust=True
+        )
     log.info("execution_triggered", execution_id=str(execution.id), roots=len(messages))
     execution.status, execution.params = run.status, params
     execution.started_at, execution.deadline = now, deadline

@@ -568,6 +568,22 @@ def test_trigger_fails_execution_when_a_strict_root_template_cannot_resolve(alic
     assert "params.x" in status["error"]["message"]
 
 
+def test_a_strict_template_failure_is_a_dead_letter_too(operator_client, alice_client, start, streams):
+    payload = workflow(node("needs_x", config={"x": "{{ params.x }}"}), strict_templates=True)
+
+    execution_id, _ = start(payload, params={})
+
+    [letter] = operator_client.get("/api/v1/admin/dlq", {"execution": execution_id}).json()["results"]
+    assert (letter["node_id"], letter["category"], letter["code"]) == (
+        "needs_x",
+        "validation",
+        "invalid_template",
+    )
+    assert streams.client.xlen(streams.dlq) == 1
+    discarded = operator_client.delete(f"/api/v1/admin/dlq/{letter['id']}")
+    assert discarded.json()["status"] == "DISCARDED"
+
+
 @pytest.mark.parametrize("execution_id", [str(uuid.uuid4()), "not-a-uuid", "123"])
 def test_trigger_unknown_execution_is_404(alice_client, trigger, execution_id):
     assert_error(trigger(alice_client, execution_id), 404, "not_found")
