@@ -210,15 +210,20 @@ def advance(ready: list[tuple[Run, str, int]]) -> list[TaskMessage]:
     return messages
 
 
+def cancel_open_tasks(execution_id: uuid.UUID, now: datetime) -> None:
+    """Everything in the execution that has not finished becomes CANCELLED."""
+    TaskRun.objects.filter(execution_id=execution_id, status__in=OPEN_TASK_STATES).update(
+        status=TaskRun.Status.CANCELLED, finished_at=now
+    )
+
+
 def finish_runs(runs: Iterable[Run]) -> None:
     """Write each execution's counters and, where it ended, its terminal status."""
     now = timezone.now()
     rows = []
     for run in runs:
         if run.failure is not None:
-            TaskRun.objects.filter(execution_id=run.id, status__in=OPEN_TASK_STATES).update(
-                status=TaskRun.Status.CANCELLED, finished_at=now
-            )
+            cancel_open_tasks(run.id, now)
             run.status = Execution.Status.FAILED
             rows.append((run.id, run.status, 0, now, run.failure))
         elif run.finished:

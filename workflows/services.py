@@ -177,9 +177,7 @@ def execution_stop(*, execution_id: uuid.UUID, status: str, error: dict) -> bool
         if run.status in Execution.TERMINAL:
             return False
         now = timezone.now()
-        TaskRun.objects.filter(execution_id=execution_id, status__in=engine.OPEN_TASK_STATES).update(
-            status=TaskRun.Status.CANCELLED, finished_at=now
-        )
+        engine.cancel_open_tasks(execution_id, now)
         Execution.objects.filter(pk=execution_id).update(status=status, finished_at=now, error=error)
         streams = get_streams()
         transaction.on_commit(lambda: streams.set_cancelled(str(execution_id)), robust=True)

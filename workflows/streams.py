@@ -143,8 +143,8 @@ class Streams:
     def done_key(self, task_id: int, attempt: int) -> str:
         return f"{self.prefix}:done:{task_id}:{attempt}"
 
-    def sent_key(self, task: TaskMessage) -> str:
-        return f"{self.prefix}:sent:{self.delayed_member(task)}"
+    def sent_key(self, task_id: int, attempt: int) -> str:
+        return f"{self.prefix}:sent:{task_id}:{attempt}"
 
     def claim_key(self, task_id: int, attempt: int) -> str:
         return f"{self.prefix}:claim:{task_id}:{attempt}"
@@ -199,8 +199,7 @@ class Streams:
         for event in dead_letters:
             pipe.xadd(self.dlq, event, maxlen=DLQ_STREAM_MAXLEN, approximate=True)
         if ack_completions:
-            pipe.xack(self.completions, ORCHESTRATORS_GROUP, *ack_completions)
-            pipe.xdel(self.completions, *ack_completions)
+            _ack_and_delete(pipe, self.completions, ORCHESTRATORS_GROUP, *ack_completions)
         pipe.execute()
 
     def _add_tasks(self, pipe, tasks: Sequence[TaskMessage]) -> None:
@@ -215,8 +214,7 @@ class Streams:
         one and its claim, atomically."""
         pipe = self.client.pipeline(transaction=True)
         self._add_tasks(pipe, [task])
-        pipe.xack(self.tasks, WORKERS_GROUP, entry_id)
-        pipe.xdel(self.tasks, entry_id)
+        _ack_and_delete(pipe, self.tasks, WORKERS_GROUP, entry_id)
         pipe.delete(self.claim_key(task.task_id, task.attempt))
         pipe.execute()
 
@@ -233,8 +231,7 @@ class Streams:
         pipe = self.client.pipeline(transaction=True)
         self._schedule(pipe, [(task, due) for _, task, due in deferred])
         ids = [entry_id for entry_id, _, _ in deferred]
-        pipe.xack(self.tasks, WORKERS_GROUP, *ids)
-        pipe.xdel(self.tasks, *ids)
+        _ack_and_delete(pipe, self.tasks, WORKERS_GROUP, *ids)
         pipe.execute()
 
     def publish_completions(
@@ -253,7 +250,7 @@ class Streams:
             pipe.set(self.done_key(completion.task_id, completion.attempt), 1, ex=DONE_TTL_SECONDS)
             pipe.delete(
                 self.claim_key(completion.task_id, completion.attempt),
-                f"{self.prefix}:sent:{completion.task_id}:{completion.attempt}",
+                self.sent_key(completion.task_id, completion.attempt),
             )
             if completion.ok or (completion.error or {}).get("category") not in {"validation", "poison"}:
                 _script(
@@ -263,8 +260,7 @@ class Streams:
                     [1 if completion.ok else 0, now, threshold, reset_seconds],
                 )
         task_ids = [entry_id for entry_id, _, _ in done]
-        pipe.xack(self.tasks, WORKERS_GROUP, *task_ids)
-        pipe.xdel(self.tasks, *task_ids)
+        _ack_and_delete(pipe, self.tasks, WORKERS_GROUP, *task_ids)
         pipe.execute()
 
     def replace_task_with_completion(
@@ -274,9 +270,8 @@ class Streams:
         entry and its claim, atomically."""
         pipe = self.client.pipeline(transaction=True)
         pipe.xadd(self.completions, encode(completion))
-        pipe.xack(self.tasks, WORKERS_GROUP, entry_id)
-        pipe.xdel(self.tasks, entry_id)
-        pipe.delete(self.claim_key(task.task_id, task.attempt), self.sent_key(task))
+        _ack_and_delete(pipe, self.tasks, WORKERS_GROUP, entry_id)
+        pipe.delete(self.claim_key(task.task_id, task.attempt), self.sent_key(task.task_id, task.attempt))
         # Done: nothing may re-publish this delivery before the orchestrator records the verdict.
         pipe.set(self.done_key(task.task_id, task.attempt), 1, ex=DONE_TTL_SECONDS)
         pipe.execute()
@@ -303,17 +298,8 @@ class Streams:
                 approximate=True,
             )
         ids = [entry.id for entry in entries]
-        pipe.xack(stream, group, *ids)
-        pipe.xdel(stream, *ids)
+        _ack_and_delete(pipe, stream, group, *ids)
         pipe.execute()
-
-    def ack_tasks(self, entry_ids: Sequence[bytes]) -> None:
-        """Ack+delete task entries that need no completion (cancelled, duplicate, running elsewhere)."""
-        if entry_ids:
-            pipe = self.client.pipeline(transaction=True)
-            pipe.xack(self.tasks, WORKERS_GROUP, *entry_ids)
-            pipe.xdel(self.tasks, *entry_ids)
-            pipe.execute()
 
     # Reading.
     def read_tasks(self, consumer: str, count: int, block_ms: int) -> list[Entry]:
@@ -420,15 +406,14 @@ class Streams:
         """Re-add a completion a dead orchestrator held as a new entry and drop the old one."""
         pipe = self.client.pipeline(transaction=True)
         pipe.xadd(self.completions, fields)
-        pipe.xack(self.completions, ORCHESTRATORS_GROUP, entry_id)
-        pipe.xdel(self.completions, entry_id)
+        _ack_and_delete(pipe, self.completions, ORCHESTRATORS_GROUP, entry_id)
         pipe.execute()
 
     def drop(self, stream: str, group: str, entry_ids: Sequence[bytes]) -> None:
+        """Ack+delete entries that need no outcome (cancelled, duplicate, running elsewhere, trimmed)."""
         if entry_ids:
             pipe = self.client.pipeline(transaction=True)
-            pipe.xack(stream, group, *entry_ids)
-            pipe.xdel(stream, *entry_ids)
+            _ack_and_delete(pipe, stream, group, *entry_ids)
             pipe.execute()
 
     def accounted_for(self, tasks: Sequence[TaskMessage]) -> list[bool]:
@@ -440,7 +425,7 @@ class Streams:
             pipe.zscore(self.delayed, self.delayed_member(task))
             pipe.exists(self.claim_key(task.task_id, task.attempt))
             pipe.exists(self.done_key(task.task_id, task.attempt))
-            pipe.get(self.sent_key(task))
+            pipe.get(self.sent_key(task.task_id, task.attempt))
         flags = pipe.execute()
         held = [any(flags[i : i + 3]) for i in range(0, len(flags), 4)]
         sent = [flags[i + 3] for i in range(0, len(flags), 4)]
@@ -503,6 +488,12 @@ class Streams:
 
     def ping(self) -> bool:
         return bool(self.client.ping())
+
+
+def _ack_and_delete(pipe, stream: str, group: str, *entry_ids: bytes) -> None:
+    """Acked entries are deleted in the same MULTI: streams stay small, nothing pending is trimmed."""
+    pipe.xack(stream, group, *entry_ids)
+    pipe.xdel(stream, *entry_ids)
 
 
 def _script(client, script: str, keys: list, args: list):

@@ -120,7 +120,7 @@ class Worker:
                 deferred.append((entry.id, entry.message, time.time() + max(admission.wait_seconds, 0.05)))
             else:
                 dropped.append(entry.id)  # cancelled, duplicate, or already running (here or elsewhere)
-        self.streams.ack_tasks(dropped)
+        self.streams.drop(self.streams.tasks, WORKERS_GROUP, dropped)
         self.streams.defer_tasks(deferred)
         self.streams.park_undecodable(self.streams.tasks, WORKERS_GROUP, undecodable)
         return len(entries)
@@ -162,14 +162,7 @@ class Worker:
     def _start(self, entry: Entry) -> None:
         task: TaskMessage = entry.message
         registered = get_handler(task.handler)
-        context = TaskContext(
-            execution_id=task.execution_id,
-            node_id=task.node_id,
-            attempt=task.attempt,
-            params=task.params,
-            upstream=task.upstream or {},
-            deadline=task.deadline,
-        )
+        context = TaskContext.for_task(task)
         started = time.time()
         # The workflow deadline is the reaper's to enforce (TIMED_OUT, cancel flag); here only the
         # task's own timeout applies.
@@ -227,7 +220,9 @@ class Worker:
             )
             for running in handed_back:
                 self._with_retry(lambda r=running: self.streams.redeliver_task(r.entry_id, r.task))
-            self._with_retry(lambda dropped=dropped: self.streams.ack_tasks(dropped))
+            self._with_retry(
+                lambda dropped=dropped: self.streams.drop(self.streams.tasks, WORKERS_GROUP, dropped)
+            )
             with self.lock:
                 for running, _, _ in batch:
                     self.running.pop(running.entry_id, None)

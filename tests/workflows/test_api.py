@@ -110,14 +110,7 @@ def completion(
 
 def run_handler(task: TaskMessage) -> CompletionMessage:
     """Run the task's handler on its resolved config, as a worker would, and report success."""
-    context = TaskContext(
-        execution_id=task.execution_id,
-        node_id=task.node_id,
-        attempt=task.attempt,
-        params=task.params,
-        upstream=task.upstream or {},
-        deadline=task.deadline,
-    )
+    context = TaskContext.for_task(task)
     return completion(task, output=get_handler(task.handler).function(task.config, context))
 
 

@@ -141,13 +141,13 @@ def test_ack_deletes_entries_while_unacked_ones_stay_pending(streams):
     streams.publish_tasks([task(1), task(2), task(3)])
     first, second, third = read_all(streams)
 
-    streams.ack_tasks([first.id, third.id])
+    streams.drop(streams.tasks, WORKERS_GROUP, [first.id, third.id])
 
     assert streams.client.xlen(streams.tasks) == 1
     pending = streams.client.xpending_range(streams.tasks, WORKERS_GROUP, "-", "+", 10)
     assert [p["message_id"] for p in pending] == [second.id]
 
-    streams.ack_tasks([second.id])
+    streams.drop(streams.tasks, WORKERS_GROUP, [second.id])
     assert streams.client.xlen(streams.tasks) == 0
     assert streams.client.xpending(streams.tasks, WORKERS_GROUP)["pending"] == 0
 
@@ -417,7 +417,7 @@ def test_defer_without_entries_is_a_no_op(streams):
     streams.defer_tasks([])
     streams.publish_tasks([])
     streams.publish_completions([], circuit=(5, 30.0))
-    streams.ack_tasks([])
+    streams.drop(streams.tasks, WORKERS_GROUP, [])
 
     assert streams.lag() == {
         "tasks": {"length": 0, "pending": 0},

@@ -33,6 +33,18 @@ class TaskContext:
     stop: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     stop_reason: list = field(default_factory=list, repr=False, compare=False)
 
+    @classmethod
+    def for_task(cls, task) -> "TaskContext":
+        """The context a worker hands the handler of a TaskMessage."""
+        return cls(
+            execution_id=task.execution_id,
+            node_id=task.node_id,
+            attempt=task.attempt,
+            params=task.params,
+            upstream=task.upstream or {},
+            deadline=task.deadline,
+        )
+
     @property
     def idempotency_key(self) -> str:
         """The same for every attempt of this node in this execution: pass it to services."""
