@@ -40,8 +40,8 @@ def dead_letter_retry(*, dead_letter_id: int, user, note: str = "") -> DeadLette
             _resume_execution(run, now)
         ready = TaskRun.objects.filter(
             execution_id=run.id, status=TaskRun.Status.PENDING, pending_dependencies=0
-        ).values_list("id", "node_id")
-        messages = engine.advance([(run, node_id, pk) for pk, node_id in ready])
+        ).values_list("id", "node_id", "attempt")
+        messages = engine.advance([(run, node_id, pk, attempt) for pk, node_id, attempt in ready])
         engine.finish_runs([run])
         _resolve(letter, DeadLetter.Status.RETRIED, user, note, now)
         streams = get_streams()

@@ -116,6 +116,12 @@ if DATABASE_URL:
             DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 600), conn_health_checks=True
         )
     }
+    if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        # Hot-path statements (workflows.bulk_sql.hot_cursor) are prepared once they have run this
+        # many times on a connection; 0 turns that off (PgBouncer in transaction mode before 1.21).
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+            env_int("DB_PREPARE_THRESHOLD", 5) or None
+        )
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

@@ -145,6 +145,7 @@ def _poison(task, consumer: str, deliveries: int) -> CompletionMessage:
         execution_id=task.execution_id,
         node_id=task.node_id,
         attempt=task.attempt,
+        workflow_id=task.workflow_id,
         ok=False,
         error=error,
         exhausted=True,

@@ -121,6 +121,7 @@ class FakeWorker:
             execution_id=task.execution_id,
             node_id=task.node_id,
             attempt=task.attempt,
+            workflow_id=task.workflow_id,
             started_at=now - 0.01,
             finished_at=now,
             worker=self.consumer,

@@ -7,10 +7,12 @@ instead of one per row is what keeps the hot path O(round trips per batch), not 
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from django.db import connection
 from django.utils.dateparse import parse_datetime
 
@@ -45,14 +47,10 @@ def update_from_values(
         return []
     names = ", ".join(name for name, _ in columns)
     tail = f" RETURNING {returning}" if returning else ""
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         if connection.vendor == "postgresql":
-            # One array per column: a short statement whatever the batch size.
-            cursor.execute(
-                f"UPDATE {table} SET {assignments} FROM unnest({_array_casts(columns)}) AS v ({names}) "  # noqa: S608
-                f"WHERE {where}{tail}",
-                _arrays(columns, rows),
-            )
+            values, params = unnest(columns, rows, alias="v")
+            cursor.execute(f"UPDATE {table} SET {assignments} FROM {values} WHERE {where}{tail}", params)  # noqa: S608
             return cursor.fetchall() if returning else []
         results: list[tuple] = []
         row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
@@ -87,6 +85,43 @@ def insert_rows(table: str, *, columns: Sequence[tuple[str, str]], rows: Sequenc
                 f"INSERT INTO {table} ({names}) VALUES {', '.join([row_sql] * len(chunk))}",  # noqa: S608
                 _flat(columns, chunk),
             )
+
+
+def unnest(
+    columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]], *, alias: str
+) -> tuple[str, list]:
+    """PostgreSQL only: `unnest(...) AS alias (names)` and its parameters, one array per column,
+    so a statement stays short and its text constant whatever the batch size."""
+    names = ", ".join(name for name, _ in columns)
+    return f"unnest({_array_casts(columns)}) AS {alias} ({names})", _arrays(columns, rows)
+
+
+@contextmanager
+def hot_cursor() -> Iterator[Any]:
+    """A cursor for statements the hot path runs over and over with a constant text. On
+    PostgreSQL it binds parameters server-side, so psycopg prepares each statement after a few
+    executions and the server stops planning it again (planning cost more than executing them);
+    Django's cursors bind client-side and are never prepared. Errors are Django's, as usual."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
+
+
+@contextmanager
+def pipelined() -> Iterator[None]:
+    """PostgreSQL pipeline mode: statements whose results nobody reads yet travel together, so
+    a transaction costs one round trip per result it waits for (BEGIN and COMMIT included).
+    Inside it, read results with fetch*; a bare rowcount is not known until the next sync."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    connection.ensure_connection()
+    with connection.connection.pipeline():
+        yield
 
 
 def _array_casts(columns: Sequence[tuple[str, str]]) -> str:

@@ -23,7 +23,14 @@ from django.utils import timezone
 from dlq.models import DeadLetter
 from resilience.retry import RetryPolicy
 from workflows import metrics
-from workflows.bulk_sql import db_uuid, from_db_datetime, from_db_json, update_from_values
+from workflows.bulk_sql import (
+    db_uuid,
+    from_db_datetime,
+    from_db_json,
+    hot_cursor,
+    unnest,
+    update_from_values,
+)
 from workflows.conditions import ConditionError
 from workflows.dag import Dag, from_definition
 from workflows.handlers import get_handler
@@ -67,6 +74,7 @@ class Run:
     params: dict
     unfinished: int
     dag: Dag
+    workflow_id: str
     deadline: float | None = None
     outputs: dict = field(default_factory=dict)
     finished: int = 0
@@ -98,19 +106,31 @@ def run_snapshot(execution_id: uuid.UUID) -> Run:
 
 
 def _runs(ids: list[uuid.UUID], *, lock: bool) -> dict[str, Run]:
-    # Raw SQL: this runs first in every orchestrator transaction, and building it with the ORM
-    # cost more than the query itself.
     if not ids:
         return {}
+    with hot_cursor() as cursor:
+        _select_runs(cursor, ids, lock=lock)
+        return _runs_from(cursor.fetchall())
+
+
+def _select_runs(cursor, ids: list[uuid.UUID], *, lock: bool) -> None:
+    """Send the executions' SELECT (FOR UPDATE); the caller reads the cursor when it needs them.
+    Raw SQL: this runs first in every orchestrator transaction, and building it with the ORM
+    cost more than the query itself."""
+    if connection.vendor == "postgresql":
+        where, params = "id = ANY(%s)", [ids]
+    else:
+        where, params = f"id IN ({', '.join(['%s'] * len(ids))})", [db_uuid(i) for i in ids]
     sql = (
         f"SELECT id, status, params, unfinished_tasks, workflow_id, deadline FROM {EXECUTION} "  # noqa: S608
-        f"WHERE id IN ({', '.join(['%s'] * len(ids))}) ORDER BY id"
+        f"WHERE {where} ORDER BY id"
     )
     if lock and connection.features.has_select_for_update:
         sql += " FOR UPDATE"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [db_uuid(i) for i in ids])
-        rows = cursor.fetchall()
+    cursor.execute(sql, params)
+
+
+def _runs_from(rows: list[tuple]) -> dict[str, Run]:
     runs = {}
     for execution_id, status, params, unfinished, workflow_id, deadline in rows:
         execution_id = uuid.UUID(str(execution_id))
@@ -121,6 +141,7 @@ def _runs(ids: list[uuid.UUID], *, lock: bool) -> dict[str, Run]:
             params=from_db_json(params) or {},
             unfinished=unfinished,
             dag=dag_for(uuid.UUID(str(workflow_id))),
+            workflow_id=str(uuid.UUID(str(workflow_id))),
             deadline=deadline.timestamp() if deadline else None,
         )
     return runs
@@ -133,24 +154,25 @@ class Dispatch:
     tasks: list[TaskMessage] = field(default_factory=list)
     delayed: list[tuple[TaskMessage, float]] = field(default_factory=list)
     dead_letters: list[dict] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)  # executions that ended: wake their waiters
 
     def without_failed(self, runs: dict[str, Run]) -> "Dispatch":
         """Drop tasks and retries of executions that failed in this same transaction."""
         alive = [t for t in self.tasks if runs[t.execution_id].failure is None]
         retries = [(t, due) for t, due in self.delayed if runs[t.execution_id].failure is None]
-        return Dispatch(alive, retries, self.dead_letters)
+        return Dispatch(alive, retries, self.dead_letters, self.finished)
 
 
 def completions_apply(completions: list[CompletionMessage]) -> Dispatch:
     """Record a batch of outcomes; return what to publish once the transaction commits."""
     unique = list({(c.task_id, c.attempt): c for c in completions}.values())
-    runs = lock_runs(c.execution_id for c in unique)
-    live = [
-        c
-        for c in unique
-        if c.execution_id in runs and runs[c.execution_id].status == Execution.Status.RUNNING
-    ]
-    accepted = _record_outcomes(live)
+    released = None
+    if connection.vendor == "postgresql" and all(c.workflow_id for c in unique):
+        runs, accepted, released = _record_and_release(unique)
+    else:
+        runs = lock_runs(c.execution_id for c in unique)
+        accepted = _record_outcomes([c for c in unique if _is_live(c, runs)])
+    live = [c for c in unique if _is_live(c, runs)]
     succeeded, failed, duplicates = [], [], []
     for completion in live:
         key = (completion.task_id, completion.attempt)
@@ -167,30 +189,87 @@ def completions_apply(completions: list[CompletionMessage]) -> Dispatch:
     _count_outcomes(runs, [c for c in live if (c.task_id, c.attempt) in accepted])
     dispatch = Dispatch()
     _handle_failures(failed, dispatch)
-    dispatch.tasks.extend(advance(_release_children(succeeded)))
+    dispatch.tasks.extend(advance(_release_children(succeeded) if released is None else released))
     dispatch.tasks.extend(_children_left_queued(duplicates, runs))
-    finish_runs(runs.values())
+    dispatch.finished = finish_runs(runs.values())
     dispatch.dead_letters = [event for run in runs.values() for event in run.dead_letters]
     return dispatch.without_failed(runs)
+
+
+def _is_live(completion: CompletionMessage, runs: dict[str, Run]) -> bool:
+    run = runs.get(completion.execution_id)
+    return run is not None and run.status == Execution.Status.RUNNING
+
+
+def _record_and_release(
+    completions: list[CompletionMessage],
+) -> tuple[dict[str, Run], dict, list[tuple[Run, str, int, int]]]:
+    """PostgreSQL, with each completion's workflow known up front: lock the executions, record
+    the outcomes (fenced) and release the children of the accepted successes in one round trip,
+    the lock first in the pipeline and the rest in one statement of data-modifying CTEs.
+    Returns (runs, accepted as `_record_outcomes` does, ready children as `_release_children`)."""
+    children = [
+        (c.task_id, c.execution_id, child)
+        for c in completions
+        if c.ok
+        for child in dag_for(uuid.UUID(c.workflow_id)).children.get(c.node_id, ())
+    ]
+    outcomes, outcome_params = unnest(OUTCOME_COLUMNS, _outcome_rows(completions), alias="v")
+    edges, edge_params = unnest(
+        [("e_parent", "int"), ("e_execution", "uuid"), ("e_node", "text")], children, alias="e"
+    )
+    with hot_cursor() as locking, hot_cursor() as cursor:
+        _select_runs(locking, sorted({uuid.UUID(c.execution_id) for c in completions}), lock=True)
+        cursor.execute(
+            f"WITH recorded AS (UPDATE {TASKRUN} SET {OUTCOME_ASSIGNMENTS} FROM {outcomes} "  # noqa: S608
+            f"WHERE {OUTCOME_FENCE} AND EXISTS (SELECT 1 FROM {EXECUTION} x "
+            "WHERE x.id = v.v_execution AND x.status = 'RUNNING') "
+            f"RETURNING {TASKRUN}.id, {TASKRUN}.attempt, {TASKRUN}.retry_base, {TASKRUN}.config, "
+            f"{TASKRUN}.status), "
+            f"released AS (UPDATE {TASKRUN} SET pending_dependencies = pending_dependencies - r.n "
+            f"FROM (SELECT e_execution, e_node, count(*) AS n FROM {edges} JOIN recorded "
+            "ON recorded.id = e.e_parent AND recorded.status = 'COMPLETED' GROUP BY e_execution, e_node) r "
+            f"WHERE {TASKRUN}.execution_id = r.e_execution AND {TASKRUN}.node_id = r.e_node "
+            f"RETURNING {TASKRUN}.id, {TASKRUN}.execution_id, {TASKRUN}.node_id, "
+            f"{TASKRUN}.pending_dependencies, {TASKRUN}.status, {TASKRUN}.attempt) "
+            "SELECT true, id, attempt, retry_base, config, NULL::uuid, NULL, NULL::int, NULL FROM recorded "
+            "UNION ALL SELECT false, id, attempt, NULL, NULL, execution_id, node_id, pending_dependencies, "
+            "status FROM released",
+            outcome_params + edge_params,
+        )
+        runs = _runs_from(locking.fetchall())
+        rows = cursor.fetchall()
+    accepted = {
+        (pk, attempt): (retry_base, from_db_json(config))
+        for is_outcome, pk, attempt, retry_base, config, *_ in rows
+        if is_outcome
+    }
+    ready = [
+        (runs[str(execution_id)], node_id, pk, attempt)
+        for is_outcome, pk, attempt, _, _, execution_id, node_id, pending, status in rows
+        if not is_outcome and pending == 0 and status == TaskRun.Status.PENDING
+    ]
+    return runs, accepted, ready
 
 
 def execution_start(run: Run) -> list[TaskMessage]:
     """Queue (or skip) the roots of a just-started execution; caller has locked and marked it."""
     roots = TaskRun.objects.filter(execution_id=run.id, node_id__in=run.dag.roots).values_list(
-        "id", "node_id"
+        "id", "node_id", "attempt"
     )
-    messages = advance([(run, node_id, pk) for pk, node_id in roots])
+    messages = advance([(run, node_id, pk, attempt) for pk, node_id, attempt in roots])
     finish_runs([run])
     return messages if run.failure is None else []
 
 
-def advance(ready: list[tuple[Run, str, int]]) -> list[TaskMessage]:
-    """Evaluate conditions and templates of ready nodes: queue them, or skip and release children."""
+def advance(ready: list[tuple[Run, str, int, int]]) -> list[TaskMessage]:
+    """Evaluate conditions and templates of ready nodes (run, node id, task id, current attempt):
+    queue them, or skip them and release their children."""
     messages: list[TaskMessage] = []
     while ready:
-        _load_outputs(ready)
+        _load_outputs((run, node_id) for run, node_id, _, _ in ready)
         queued, skipped = [], []
-        for run, node_id, pk in ready:
+        for run, node_id, pk, attempt in ready:
             if run.failure is not None:
                 continue
             node = run.dag.nodes[node_id]
@@ -203,7 +282,7 @@ def advance(ready: list[tuple[Run, str, int]]) -> list[TaskMessage]:
             except (ConditionError, TemplateError) as exc:
                 _fail_before_dispatch(run, node_id, pk, exc)
                 continue
-            queued.append((run, node_id, pk, config))
+            queued.append((run, node_id, pk, attempt + 1, config))
         messages.extend(_mark_queued(queued))
         _mark_skipped(skipped)
         ready = _release_children([(run, node_id) for run, node_id, _ in skipped])
@@ -217,8 +296,9 @@ def cancel_open_tasks(execution_id: uuid.UUID, now: datetime) -> None:
     )
 
 
-def finish_runs(runs: Iterable[Run]) -> None:
-    """Write each execution's counters and, where it ended, its terminal status."""
+def finish_runs(runs: Iterable[Run]) -> list[str]:
+    """Write each execution's counters and, where it ended, its terminal status; returns the ids
+    of the executions that ended."""
     now = timezone.now()
     rows = []
     for run in runs:
@@ -248,12 +328,33 @@ def finish_runs(runs: Iterable[Run]) -> None:
         "finished_at = v.v_finished, error = v.v_error",
         where=f"{EXECUTION}.id = v.v_id",
     )
+    return [str(row[0]) for row in rows if row[3] is not None]
 
 
-def _record_outcomes(completions: list[CompletionMessage]) -> dict[tuple[int, int], tuple[int, dict]]:
-    """Fenced update: only the current attempt of a QUEUED/RUNNING task is recorded.
-    Returns {(task id, attempt): (retry_base, resolved config)} for the accepted ones."""
-    rows = [
+OUTCOME_COLUMNS = [
+    ("v_task", "int"),
+    ("v_execution", "uuid"),
+    ("v_attempt", "int"),
+    ("v_status", "text"),
+    ("v_output", "json"),
+    ("v_error", "json"),
+    ("v_started", "timestamp"),
+    ("v_finished", "timestamp"),
+    ("v_worker", "text"),
+]
+OUTCOME_ASSIGNMENTS = (
+    "status = v.v_status, output = v.v_output, error = v.v_error, "
+    "started_at = v.v_started, finished_at = v.v_finished, worker = v.v_worker"
+)
+# Fencing: only the current attempt of a task still QUEUED or RUNNING is recorded.
+OUTCOME_FENCE = (
+    f"{TASKRUN}.id = v.v_task AND {TASKRUN}.execution_id = v.v_execution "
+    f"AND {TASKRUN}.attempt = v.v_attempt AND {TASKRUN}.status IN ('QUEUED', 'RUNNING')"
+)
+
+
+def _outcome_rows(completions: list[CompletionMessage]) -> list[tuple]:
+    return [
         (
             c.task_id,
             c.execution_id,
@@ -267,30 +368,23 @@ def _record_outcomes(completions: list[CompletionMessage]) -> dict[tuple[int, in
         )
         for c in completions
     ]
+
+
+def _record_outcomes(completions: list[CompletionMessage]) -> dict[tuple[int, int], tuple[int, dict]]:
+    """Fenced update of the outcomes of live executions.
+    Returns {(task id, attempt): (retry_base, resolved config)} for the accepted ones."""
     returned = update_from_values(
         TASKRUN,
-        columns=[
-            ("v_task", "int"),
-            ("v_execution", "uuid"),
-            ("v_attempt", "int"),
-            ("v_status", "text"),
-            ("v_output", "json"),
-            ("v_error", "json"),
-            ("v_started", "timestamp"),
-            ("v_finished", "timestamp"),
-            ("v_worker", "text"),
-        ],
-        rows=rows,
-        assignments="status = v.v_status, output = v.v_output, error = v.v_error, "
-        "started_at = v.v_started, finished_at = v.v_finished, worker = v.v_worker",
-        where=f"{TASKRUN}.id = v.v_task AND {TASKRUN}.execution_id = v.v_execution "
-        f"AND {TASKRUN}.attempt = v.v_attempt AND {TASKRUN}.status IN ('QUEUED', 'RUNNING')",
+        columns=OUTCOME_COLUMNS,
+        rows=_outcome_rows(completions),
+        assignments=OUTCOME_ASSIGNMENTS,
+        where=OUTCOME_FENCE,
         returning="id, attempt, retry_base, config",
     )
     return {(pk, attempt): (retry_base, from_db_json(config)) for pk, attempt, retry_base, config in returned}
 
 
-def _release_children(done: list[tuple[Run, str]]) -> list[tuple[Run, str, int]]:
+def _release_children(done: list[tuple[Run, str]]) -> list[tuple[Run, str, int, int]]:
     """Decrement the dependency counters of the children of `done`; return those now at zero."""
     counts: Counter = Counter()
     runs: dict[str, Run] = {}
@@ -304,20 +398,20 @@ def _release_children(done: list[tuple[Run, str]]) -> list[tuple[Run, str, int]]
         rows=[(execution_id, node_id, n) for (execution_id, node_id), n in counts.items()],
         assignments="pending_dependencies = pending_dependencies - v.v_count",
         where=f"{TASKRUN}.execution_id = v.v_execution AND {TASKRUN}.node_id = v.v_node",
-        returning="id, execution_id, node_id, pending_dependencies, status",
+        returning="id, execution_id, node_id, pending_dependencies, status, attempt",
     )
     return [
-        (runs[str(uuid.UUID(str(execution_id)))], node_id, pk)
-        for pk, execution_id, node_id, pending, status in returned
+        (runs[str(uuid.UUID(str(execution_id)))], node_id, pk, attempt)
+        for pk, execution_id, node_id, pending, status, attempt in returned
         if pending == 0 and status == TaskRun.Status.PENDING
     ]
 
 
-def _load_outputs(ready: list[tuple[Run, str, int]]) -> None:
+def _load_outputs(ready: Iterable[tuple[Run, str]]) -> None:
     """Read the outputs the ready nodes need (template references, upstream) that are not in memory."""
     wanted: dict[str, set[str]] = {}
     runs: dict[str, Run] = {}
-    for run, node_id, _ in ready:
+    for run, node_id in ready:
         node = run.dag.nodes[node_id]
         needed = set(node.references)
         registered = get_handler(node.handler)
@@ -339,21 +433,20 @@ def _load_outputs(ready: list[tuple[Run, str, int]]) -> None:
             runs[str(execution_id)].outputs[node_id] = output
 
 
-def _mark_queued(queued: list[tuple[Run, str, int, dict]]) -> list[TaskMessage]:
-    """Mark ready nodes QUEUED with their resolved config and a new attempt; build their messages."""
+def _mark_queued(queued: list[tuple[Run, str, int, int, dict]]) -> list[TaskMessage]:
+    """Mark ready nodes QUEUED with their resolved config and next attempt (their rows are locked
+    by this transaction, so the attempt is known without reading it back); build their messages."""
     if not queued:
         return []
     now = timezone.now()
-    returned = update_from_values(
+    update_from_values(
         TASKRUN,
-        columns=[("v_task", "int"), ("v_config", "json"), ("v_queued", "timestamp")],
-        rows=[(pk, config, now) for _, _, pk, config in queued],
-        assignments="status = 'QUEUED', attempt = attempt + 1, config = v.v_config, queued_at = v.v_queued",
+        columns=[("v_task", "int"), ("v_attempt", "int"), ("v_config", "json"), ("v_queued", "timestamp")],
+        rows=[(pk, attempt, config, now) for _, _, pk, attempt, config in queued],
+        assignments="status = 'QUEUED', attempt = v.v_attempt, config = v.v_config, queued_at = v.v_queued",
         where=f"{TASKRUN}.id = v.v_task",
-        returning="id, attempt",
     )
-    attempts = dict(returned)
-    return [task_message(run, node_id, pk, attempts[pk], config) for run, node_id, pk, config in queued]
+    return [task_message(run, node_id, pk, attempt, config) for run, node_id, pk, attempt, config in queued]
 
 
 def task_message(run: Run, node_id: str, pk: int, attempt: int, config: dict) -> TaskMessage:
@@ -373,6 +466,7 @@ def task_message(run: Run, node_id: str, pk: int, attempt: int, config: dict) ->
         params=run.params,
         upstream=upstream,
         deadline=run.deadline,
+        workflow_id=run.workflow_id,
         timeout_seconds=node.timeout_seconds,
         rate_limit=node.config.get("rate_limit") or settings.RATE_LIMITS.get(node.handler),
     )
@@ -416,7 +510,7 @@ def _handle_failures(
         else:
             retries.append((run, completion, config, now + policy.delay(used)))
     if retries:
-        _load_outputs([(run, c.node_id, c.task_id) for run, c, _, _ in retries])
+        _load_outputs((run, c.node_id) for run, c, _, _ in retries)
         returned = update_from_values(
             TASKRUN,
             columns=[("v_task", "int"), ("v_due", "timestamp")],
@@ -493,8 +587,7 @@ def _children_left_queued(duplicates: list[CompletionMessage], runs: dict[str, R
 def messages_for_queued(task_runs, runs: dict[str, Run]) -> list[TaskMessage]:
     """Messages for TaskRuns already QUEUED in the database (re-publish after a lost publish)."""
     rows = list(task_runs.values_list("id", "execution_id", "node_id", "attempt", "config"))
-    ready = [(runs[str(execution_id)], node_id, pk) for pk, execution_id, node_id, _, _ in rows]
-    _load_outputs(ready)
+    _load_outputs((runs[str(execution_id)], node_id) for _, execution_id, node_id, _, _ in rows)
     return [
         task_message(runs[str(execution_id)], node_id, pk, attempt, config or {})
         for pk, execution_id, node_id, attempt, config in rows

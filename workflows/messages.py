@@ -33,6 +33,9 @@ class TaskMessage:
     rate_limit: str | None = None
     # How many times the reaper re-delivered this task after its worker went silent.
     deliveries: int = 0
+    # Lets the orchestrator find the node's children before reading the execution (one round
+    # trip less per batch); optional, so older messages still apply.
+    workflow_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class CompletionMessage:
     started_at: float | None = None
     finished_at: float | None = None
     worker: str = ""
+    workflow_id: str | None = None  # copied from the task
 
 
 def encode(message: TaskMessage | CompletionMessage) -> dict[str, str]:

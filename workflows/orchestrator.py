@@ -8,6 +8,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 
 from resilience.errors import simple_error, storable
 from workflows import engine, metrics
+from workflows.bulk_sql import pipelined
 from workflows.messages import CompletionMessage
 from workflows.streams import ORCHESTRATORS_GROUP, Streams
 
@@ -68,12 +69,13 @@ class Orchestrator:
             ack_completions=[e.id for e in entries],
             delayed=dispatch.delayed,
             dead_letters=dispatch.dead_letters,
+            finished=dispatch.finished,
         )
         return len(entries)
 
 
 def _apply(completions: list[CompletionMessage]) -> engine.Dispatch:
-    with transaction.atomic():
+    with pipelined(), transaction.atomic():
         return engine.completions_apply(completions)
 
 
@@ -109,4 +111,5 @@ def _apply_one_by_one(completions: list[CompletionMessage]) -> engine.Dispatch:
         merged.tasks += dispatch.tasks
         merged.delayed += dispatch.delayed
         merged.dead_letters += dispatch.dead_letters
+        merged.finished += dispatch.finished
     return merged

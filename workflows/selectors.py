@@ -6,8 +6,11 @@ from collections import Counter
 from django.db import connection
 from django.db.models import QuerySet
 
-from workflows.bulk_sql import db_uuid, from_db_datetime, from_db_json
+from workflows.bulk_sql import db_uuid, from_db_datetime, from_db_json, hot_cursor
 from workflows.models import Execution, TaskRun, Workflow
+from workflows.streams import get_streams
+
+MAX_WAIT_SECONDS = 30.0
 
 
 def executions_visible_to(user) -> QuerySet[Execution]:
@@ -41,7 +44,7 @@ def execution_status_for(user, execution_id: uuid.UUID) -> dict | None:
             "(SELECT json_group_array(json_array(t.node_id, t.status)) FROM "  # noqa: S608
             f"(SELECT node_id, status FROM {taskrun} WHERE execution_id = e.id ORDER BY id) t)"
         )
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(
             "SELECT e.workflow_id, w.name, e.status, e.params, e.error, e.total_tasks, e.created_at, "  # noqa: S608
             f"e.started_at, e.finished_at, e.deadline, e.owner_id, {nodes} FROM {execution} e "
@@ -71,6 +74,17 @@ def execution_status_for(user, execution_id: uuid.UUID) -> dict | None:
         "finished_at": from_db_datetime(finished),
         "deadline": from_db_datetime(deadline),
     }
+
+
+def execution_status_waiting(user, execution_id: uuid.UUID, wait_seconds: float) -> dict | None:
+    """Long poll: the status once the execution has ended, or after `wait_seconds` at most,
+    whichever comes first. The wait is one blocking Redis read woken by whoever ends it, so a
+    client learns of the end at once without polling the database in a loop."""
+    status = execution_status_for(user, execution_id)
+    if status is None or wait_seconds <= 0 or status["status"] in Execution.TERMINAL:
+        return status
+    get_streams().wait_finished(str(execution_id), min(wait_seconds, MAX_WAIT_SECONDS))
+    return execution_status_for(user, execution_id)
 
 
 def execution_results(execution: Execution) -> dict:

@@ -30,6 +30,7 @@ ORCHESTRATORS_GROUP = "orchestrators"
 CANCEL_FLAG_TTL_SECONDS = 7 * 24 * 3600
 DONE_TTL_SECONDS = 24 * 3600
 SENT_TTL_SECONDS = 24 * 3600
+FINISHED_TTL_SECONDS = 3600
 DLQ_STREAM_MAXLEN = 10_000
 
 # Admission of one task, atomically: cancelled? already done? running elsewhere? circuit open?
@@ -149,6 +150,9 @@ class Streams:
     def claim_key(self, task_id: int, attempt: int) -> str:
         return f"{self.prefix}:claim:{task_id}:{attempt}"
 
+    def finished_key(self, execution_id: str) -> str:
+        return f"{self.prefix}:finished:{execution_id}"
+
     def circuit_key(self, handler: str) -> str:
         return f"{self.prefix}:circuit:{handler}"
 
@@ -188,14 +192,17 @@ class Streams:
         ack_completions: Sequence[bytes] = (),
         delayed: Sequence[tuple[TaskMessage, float]] = (),
         dead_letters: Sequence[dict] = (),
+        finished: Sequence[str] = (),
     ) -> None:
-        """XADD ready tasks, schedule delayed ones, emit DLQ events, then ack+delete the
-        completions that produced them: one MULTI, one round trip."""
-        if not (tasks or ack_completions or delayed or dead_letters):
+        """XADD ready tasks, schedule delayed ones, emit DLQ events, wake whoever waits for the
+        executions that ended, then ack+delete the completions that produced all this: one
+        MULTI, one round trip."""
+        if not (tasks or ack_completions or delayed or dead_letters or finished):
             return
         pipe = self.client.pipeline(transaction=True)
         self._add_tasks(pipe, tasks)
         self._schedule(pipe, delayed)
+        self._announce_finished(pipe, finished)
         for event in dead_letters:
             pipe.xadd(self.dlq, event, maxlen=DLQ_STREAM_MAXLEN, approximate=True)
         if ack_completions:
@@ -208,6 +215,32 @@ class Streams:
             for task in tasks:
                 args += [self.delayed_member(task), encode(task)["body"]]
             _script(pipe, PUBLISH, [self.tasks], args)
+
+    def _announce_finished(self, pipe, execution_ids: Iterable[str]) -> None:
+        # One entry per execution in a short-lived stream of its own: waiters that arrive after
+        # it was written see it at once (they read from 0), those already blocked wake up.
+        for execution_id in execution_ids:
+            key = self.finished_key(execution_id)
+            pipe.xadd(key, {"v": SCHEMA_VERSION}, maxlen=1, approximate=False)
+            pipe.expire(key, FINISHED_TTL_SECONDS)
+
+    def announce_finished(self, execution_ids: Iterable[str]) -> None:
+        """An execution ended outside the orchestrator (cancel, timeout): wake its waiters."""
+        pipe = self.client.pipeline(transaction=False)
+        self._announce_finished(pipe, execution_ids)
+        pipe.execute()
+
+    def forget_finished(self, execution_id: str) -> None:
+        """The execution runs again (a dead letter retried): waiters must wait for the new end."""
+        self.client.delete(self.finished_key(execution_id))
+
+    def wait_finished(self, execution_id: str, timeout_seconds: float) -> bool:
+        """Block until the execution is announced finished, at most `timeout_seconds`; one
+        blocking read, no polling. True if it was announced."""
+        response = self.client.xread(
+            {self.finished_key(execution_id): "0-0"}, count=1, block=max(1, int(timeout_seconds * 1000))
+        )
+        return bool(response)
 
     def redeliver_task(self, entry_id: bytes, task: TaskMessage) -> None:
         """Hand a task back to the stream as a new entry (reclaimed or drained) and drop the old

@@ -280,6 +280,7 @@ class Worker:
             execution_id=task.execution_id,
             node_id=task.node_id,
             attempt=task.attempt,
+            workflow_id=task.workflow_id,
             started_at=running.started,
             finished_at=time.time(),
             worker=self.consumer,

@@ -44,8 +44,11 @@ def test_a_completion_the_database_refuses_fails_its_task_and_spares_the_batch(
     assert execution.status == Execution.Status.FAILED
 
 
+# With the workflow id, PostgreSQL records and releases in one statement; without it (a message
+# from an older producer) the orchestrator reads the execution first. Both must fence alike.
+@pytest.mark.parametrize("carries_workflow", [True, False], ids=["one-statement", "execution-first"])
 def test_a_stale_attempt_in_the_same_batch_as_the_current_one_is_fenced_off(
-    start_workflow, worker, orchestrate, streams, settings
+    start_workflow, worker, orchestrate, streams, settings, carries_workflow
 ):
     settings.RETRY_BACKOFF_BASE = 0
     execution = start_workflow(TWO_ROOTS_AND_A_JOIN)
@@ -58,7 +61,13 @@ def test_a_stale_attempt_in_the_same_batch_as_the_current_one_is_fenced_off(
 
     def completion(attempt: int, output: dict) -> CompletionMessage:
         return CompletionMessage(
-            task_id=a.id, execution_id=str(execution.id), node_id="a", attempt=attempt, ok=True, output=output
+            task_id=a.id,
+            execution_id=str(execution.id),
+            workflow_id=str(execution.workflow_id) if carries_workflow else None,
+            node_id="a",
+            attempt=attempt,
+            ok=True,
+            output=output,
         )
 
     streams.client.xadd(streams.completions, encode(completion(1, {"from": "stale attempt"})))
