@@ -46,7 +46,7 @@ class WorkflowTriggerView(APIView):
 
     @extend_schema(request=TriggerInput, responses={202: ExecutionOutput})
     def post(self, request: Request, execution_id: str) -> Response:
-        execution = visible_execution(request, execution_id)
+        execution = services.execution_to_trigger(viewer=request.user, raw_id=execution_id)
         data = TriggerInput(data=request.data if request.data else {})
         data.is_valid(raise_exception=True)
         execution = services.execution_trigger(execution=execution, params=data.validated_data["params"])
