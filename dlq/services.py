@@ -38,6 +38,7 @@ def dead_letter_retry(*, dead_letter_id: int, user, note: str = "") -> DeadLette
         )
         if run.status == Execution.Status.FAILED:
             _resume_execution(run, now)
+            transaction.on_commit(lambda: get_streams().forget_finished(str(run.id)), robust=True)
         ready = TaskRun.objects.filter(
             execution_id=run.id, status=TaskRun.Status.PENDING, pending_dependencies=0
         ).values_list("id", "node_id", "attempt")

@@ -224,12 +224,6 @@ class Streams:
             pipe.xadd(key, {"v": SCHEMA_VERSION}, maxlen=1, approximate=False)
             pipe.expire(key, FINISHED_TTL_SECONDS)
 
-    def announce_finished(self, execution_ids: Iterable[str]) -> None:
-        """An execution ended outside the orchestrator (cancel, timeout): wake its waiters."""
-        pipe = self.client.pipeline(transaction=False)
-        self._announce_finished(pipe, execution_ids)
-        pipe.execute()
-
     def forget_finished(self, execution_id: str) -> None:
         """The execution runs again (a dead letter retried): waiters must wait for the new end."""
         self.client.delete(self.finished_key(execution_id))
@@ -476,7 +470,11 @@ class Streams:
 
     # Cancel flags and state shown to operators.
     def set_cancelled(self, execution_id: str) -> None:
-        self.client.set(self.cancel_key(execution_id), 1, ex=CANCEL_FLAG_TTL_SECONDS)
+        """The execution was stopped (cancel, timeout): workers drop its tasks, waiters wake."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self.cancel_key(execution_id), 1, ex=CANCEL_FLAG_TTL_SECONDS)
+        self._announce_finished(pipe, [execution_id])
+        pipe.execute()
 
     def cancelled_executions(self, execution_ids: Iterable[str]) -> set[str]:
         """Which of these executions carry a cancel flag; one round trip."""

@@ -61,9 +61,23 @@ class WorkflowTriggerView(APIView):
 class ExecutionStatusView(APIView):
     """GET an execution's status and node states; DELETE cancels it."""
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "wait",
+                float,
+                description="Long poll: answer as soon as the execution has ended, or after this "
+                f"many seconds (at most {selectors.MAX_WAIT_SECONDS:g}), whichever comes first.",
+            )
+        ],
+        responses={200: dict},
+    )
     def get(self, request: Request, execution_id: str) -> Response:
-        status = selectors.execution_status_for(request.user, services.parse_execution_id(execution_id))
+        status = selectors.execution_status_waiting(
+            request.user,
+            services.parse_execution_id(execution_id),
+            _wait_seconds(request.query_params.get("wait")),
+        )
         if status is None:
             raise services.NotFound(f"no execution with id {execution_id!r}")
         return Response(status)
@@ -74,6 +88,21 @@ class ExecutionStatusView(APIView):
         return Response(
             {"execution_id": str(execution.id), "status": execution.status, "message": "Execution cancelled."}
         )
+
+
+def _wait_seconds(raw: str | None) -> float:
+    if raw is None:
+        return 0.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= selectors.MAX_WAIT_SECONDS:  # also rejects nan
+        raise services.ServiceError(
+            f"wait must be a number of seconds from 0 to {selectors.MAX_WAIT_SECONDS:g}, not {raw!r}",
+            code="invalid_wait",
+        )
+    return seconds
 
 
 class ExecutionResultsView(APIView):

@@ -1,0 +1,123 @@
+"""Long poll on the status endpoint: `GET /api/v1/workflow/{id}?wait=S` answers as soon as the
+execution ends, woken through Redis by whoever ended it, or after S seconds with the state then."""
+
+import threading
+import time
+
+import pytest
+
+from tests.conftest import token_client
+from workflows.models import Execution
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TWO_NODES = {
+    "name": "two nodes",
+    "dag": {
+        "nodes": [
+            {"id": "start", "handler": "input"},
+            {"id": "finish", "handler": "output", "dependencies": ["start"]},
+        ]
+    },
+}
+
+
+def status_path(execution: Execution, wait: str) -> str:
+    return f"/api/v1/workflow/{execution.id}?wait={wait}"
+
+
+def run_to_the_end_later(worker, orchestrate, delay: float) -> threading.Thread:
+    """In another thread, as the worker and orchestrator processes would: after `delay`, run
+    both nodes and apply their completions."""
+
+    def later():
+        time.sleep(delay)
+        for _ in range(2):
+            for entry in worker.take().values():
+                worker.succeed(entry)
+            orchestrate()
+
+    thread = threading.Thread(target=later)
+    thread.start()
+    return thread
+
+
+def test_a_waiting_request_answers_when_the_orchestrator_ends_the_execution(
+    start_workflow, alice_client, worker, orchestrate
+):
+    execution = start_workflow(TWO_NODES)
+    thread = run_to_the_end_later(worker, orchestrate, delay=0.3)
+
+    began = time.monotonic()
+    response = alice_client.get(status_path(execution, "20"))
+    waited = time.monotonic() - began
+    thread.join()
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "COMPLETED"
+    assert body["node_statuses"] == {"start": "COMPLETED", "finish": "COMPLETED"}
+    # Woken by the end, not by the 20 s deadline.
+    assert waited < 10
+
+
+def test_a_wait_that_runs_out_answers_with_the_state_at_that_moment(start_workflow, alice_client):
+    execution = start_workflow(TWO_NODES)
+
+    response = alice_client.get(status_path(execution, "0.2"))
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "RUNNING"
+
+
+def test_an_execution_that_has_ended_answers_at_once(start_workflow, alice_client, worker, orchestrate):
+    execution = start_workflow(TWO_NODES)
+    run_to_the_end_later(worker, orchestrate, delay=0).join()
+
+    response = alice_client.get(status_path(execution, "30"))
+
+    assert response.json()["status"] == "COMPLETED"
+
+
+def test_cancel_wakes_the_waiters(start_workflow, alice, alice_client):
+    execution = start_workflow(TWO_NODES)
+    other_client = token_client(alice)
+    canceller = threading.Timer(0.3, lambda: other_client.delete(f"/api/v1/workflow/{execution.id}"))
+    canceller.start()
+
+    began = time.monotonic()
+    response = alice_client.get(status_path(execution, "20"))
+    canceller.join()
+
+    assert response.json()["status"] == "CANCELLED"
+    assert time.monotonic() - began < 10
+
+
+@pytest.mark.parametrize("wait", ["soon", "-1", "31", "nan", "inf"])
+def test_a_wait_out_of_range_is_refused(start_workflow, alice_client, wait):
+    execution = start_workflow(TWO_NODES)
+
+    response = alice_client.get(status_path(execution, wait))
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_wait"
+    assert "from 0 to 30" in error["message"]
+
+
+def test_waiting_on_someone_elses_execution_is_not_found(start_workflow, bob_client):
+    execution = start_workflow(TWO_NODES)
+
+    response = bob_client.get(status_path(execution, "5"))
+
+    assert response.status_code == 404
+
+
+def test_an_end_that_was_forgotten_is_waited_for_again(streams):
+    """A retried dead letter resumes its execution: the next waiter waits for the new end."""
+    streams.set_cancelled("e1")
+    assert streams.wait_finished("e1", 0.01)
+
+    streams.forget_finished("e1")
+
+    assert not streams.wait_finished("e1", 0.05)
