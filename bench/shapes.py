@@ -16,7 +16,7 @@ from bench.figures import percentile
 LOAD_WORKFLOWS = 250
 LOAD_CLIENTS = 50
 LOAD_POLL = 0.1
-FAST_POLL = 0.01
+LONG_POLL = 5.0
 DEEP_LENGTH = 100
 SUBMIT_NODES = 1000
 SHAPE_TIMEOUT = 300.0
@@ -80,7 +80,7 @@ def run_wide(stack, width: int) -> Outcome:
     if isinstance(stack, CeleryStack):
         raw = stack.run_client("wide", "--size", str(width))
         return _canvas_outcome(raw, key, raw["seconds"] * 1000, width + 1 + raw.get("extra_tasks", 0))
-    raw = _client(stack).run_to_end(workloads.fan_out_in(width), poll=FAST_POLL, timeout=SHAPE_TIMEOUT)
+    raw = _client(stack).run_to_end(workloads.fan_out_in(width), poll=LONG_POLL, timeout=SHAPE_TIMEOUT)
     return _engine_outcome(raw, key, raw["seconds"] * 1000, f"wide-{width}")
 
 
@@ -90,7 +90,7 @@ def run_deep(stack) -> Outcome:
         raw = stack.run_client("deep", "--size", str(DEEP_LENGTH))
         per_hop = raw["seconds"] * 1000 / (DEEP_LENGTH - 1)
         return _canvas_outcome(raw, key, per_hop, DEEP_LENGTH + raw.get("extra_tasks", 0))
-    raw = _client(stack).run_to_end(workloads.chain(DEEP_LENGTH), poll=FAST_POLL, timeout=SHAPE_TIMEOUT)
+    raw = _client(stack).run_to_end(workloads.chain(DEEP_LENGTH), poll=LONG_POLL, timeout=SHAPE_TIMEOUT)
     return _engine_outcome(raw, key, raw["seconds"] * 1000 / (DEEP_LENGTH - 1), "deep")
 
 
