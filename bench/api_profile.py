@@ -14,6 +14,7 @@ import statistics
 import time
 
 import django
+import psycopg
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator_site.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -21,9 +22,7 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
-from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 
 from bench.workloads import two_node  # noqa: E402
@@ -49,17 +48,59 @@ def submit_and_trigger(client: Client, index: int, cpu: dict[str, list[float]]) 
     assert response.status_code == 202, response.content
 
 
+class RoundTrips:
+    """Counts what a request sends to PostgreSQL: statements (ORM, raw and psycopg cursors alike,
+    BEGIN and COMMIT included) and round trips (waits for the server: pipelining shares them)."""
+
+    def __init__(self):
+        self.statements: list[str] = []
+        self.round_trips = 0
+
+    def __enter__(self):
+        original_execute, original_wait, original_command = (
+            psycopg.Cursor.execute,
+            psycopg.Connection.wait,
+            psycopg.Connection._exec_command,
+        )
+
+        def execute(cursor, query, *args, **kwargs):
+            self.statements.append(str(query)[:150])
+            return original_execute(cursor, query, *args, **kwargs)
+
+        def wait(connection, *args, **kwargs):
+            self.round_trips += 1
+            return original_wait(connection, *args, **kwargs)
+
+        def command(connection, command, *args, **kwargs):
+            self.statements.append(bytes(command).decode())
+            return original_command(connection, command, *args, **kwargs)
+
+        self.restore = lambda: (
+            setattr(psycopg.Cursor, "execute", original_execute),
+            setattr(psycopg.Connection, "wait", original_wait),
+            setattr(psycopg.Connection, "_exec_command", original_command),
+        )
+        psycopg.Cursor.execute, psycopg.Connection.wait, psycopg.Connection._exec_command = (
+            execute,
+            wait,
+            command,
+        )
+        return self
+
+    def __exit__(self, *exc):
+        self.restore()
+
+
 def count_queries(client: Client) -> None:
-    for name, path_of in (("submit", None), ("trigger", "trigger")):
-        with CaptureQueriesContext(connection) as queries:
-            if path_of is None:
-                response = client.post("/api/v1/workflow", two_node(0), content_type="application/json")
-                execution_id = response.json()["execution_id"]
-            else:
-                client.post(f"/api/v1/workflow/trigger/{execution_id}", {}, content_type="application/json")
-        print(f"{name}: {len(queries)} SQL statements")
-        for query in queries:
-            print("   ", query["sql"][:150])
+    with RoundTrips() as submit_trips:
+        response = client.post("/api/v1/workflow", two_node(0), content_type="application/json")
+    execution_id = response.json()["execution_id"]
+    with RoundTrips() as trigger_trips:
+        client.post(f"/api/v1/workflow/trigger/{execution_id}", {}, content_type="application/json")
+    for name, trips in (("submit", submit_trips), ("trigger", trigger_trips)):
+        print(f"{name}: {len(trips.statements)} SQL statements, {trips.round_trips} round trips")
+        for statement in trips.statements:
+            print("   ", statement)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from workflows import engine
-from workflows.bulk_sql import db_uuid, insert_rows
+from workflows.bulk_sql import db_uuid, hot_cursor, insert_rows, unnest
 from workflows.dag import Dag, Limits, check_json_value, parse_workflow
 from workflows.handlers import handler_names
 from workflows.models import Execution, TaskRun, Workflow
@@ -66,9 +66,7 @@ def workflow_submit(*, payload: object, owner) -> Execution:
         owner=owner,
     )
     execution = _new_execution(workflow, owner, dag)
-    with transaction.atomic():
-        _insert_new(workflow, execution)
-        _insert_task_runs(execution, dag)
+    _insert_new(execution, dag, workflow=workflow)
     engine.remember_dag(workflow.id, dag)
     return execution
 
@@ -77,9 +75,7 @@ def execution_create(*, workflow: Workflow, owner, dag: Dag | None = None) -> Ex
     """A new PENDING execution of `workflow`, with one PENDING TaskRun per node."""
     dag = dag or engine.dag_for(workflow.id)
     execution = _new_execution(workflow, owner, dag)
-    with transaction.atomic(savepoint=False):
-        _insert_new(execution)
-        _insert_task_runs(execution, dag)
+    _insert_new(execution, dag)
     return execution
 
 
@@ -89,49 +85,57 @@ def _new_execution(workflow: Workflow, owner, dag: Dag) -> Execution:
     )
 
 
-def _insert_new(*instances: models.Model) -> None:
-    """INSERT new instances (client-side primary keys) as Model.save() would write them, defaults
-    and auto_now_add included, without compiling the ORM's INSERT: on the submit hot path that
-    cost more than running it. PostgreSQL gets one statement (data-modifying CTEs)."""
-    quote = connection.ops.quote_name
-    statements = []
-    for instance in instances:
-        fields = instance._meta.local_concrete_fields
-        statements.append(
-            (
-                f"INSERT INTO {quote(instance._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
-                f"VALUES ({', '.join(['%s'] * len(fields))})",
-                [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields],
+TASK_RUN_COLUMNS = [
+    ("execution_id", "uuid"),
+    ("node_id", "text"),
+    ("handler", "text"),
+    ("status", "text"),
+    ("attempt", "int"),
+    ("retry_base", "int"),
+    ("pending_dependencies", "int"),
+    ("worker", "text"),
+]
+
+
+def _insert_new(execution: Execution, dag: Dag, *, workflow: Workflow | None = None) -> None:
+    """INSERT a new execution (after its new workflow, at submit) and one PENDING TaskRun per node.
+
+    Raw SQL: compiling the ORM's INSERTs cost more than running them. On PostgreSQL it is one
+    statement of data-modifying CTEs (atomic on its own: no BEGIN and COMMIT round trips),
+    prepared server-side once hot."""
+    instances = [workflow, execution] if workflow else [execution]
+    inserts = [_insert_sql(instance) for instance in instances]
+    rows = [
+        (execution.id, node.id, node.handler, TaskRun.Status.PENDING, 0, 0, len(node.dependencies), "")
+        for node in dag.nodes.values()
+    ]
+    if connection.vendor == "postgresql":
+        task_runs, task_run_params = unnest(TASK_RUN_COLUMNS, rows, alias="t")
+        ctes = ", ".join(f"new_{n} AS ({sql})" for n, (sql, _) in enumerate(inserts))
+        with hot_cursor() as cursor:
+            cursor.execute(
+                f"WITH {ctes} INSERT INTO {TaskRun._meta.db_table} "  # noqa: S608
+                f"({', '.join(name for name, _ in TASK_RUN_COLUMNS)}) SELECT * FROM {task_runs}",
+                [*(p for _, params in inserts for p in params), *task_run_params],
             )
-        )
-    if connection.vendor == "postgresql" and len(statements) > 1:
-        *first, (last, _) = statements
-        ctes = ", ".join(f"new_{n} AS ({sql})" for n, (sql, _) in enumerate(first))
-        statements = [(f"WITH {ctes} {last}", [p for _, params in statements for p in params])]
-    with connection.cursor() as cursor:
-        for sql, params in statements:
-            cursor.execute(sql, params)
+    else:
+        with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+            for sql, params in inserts:
+                cursor.execute(sql, params)
+            insert_rows(TaskRun._meta.db_table, columns=TASK_RUN_COLUMNS, rows=rows)
     for instance in instances:
         instance._state.adding, instance._state.db = False, connection.alias
 
 
-def _insert_task_runs(execution: Execution, dag: Dag) -> None:
-    insert_rows(
-        TaskRun._meta.db_table,
-        columns=[
-            ("execution_id", "uuid"),
-            ("node_id", "text"),
-            ("handler", "text"),
-            ("status", "text"),
-            ("attempt", "int"),
-            ("retry_base", "int"),
-            ("pending_dependencies", "int"),
-            ("worker", "text"),
-        ],
-        rows=[
-            (execution.id, node.id, node.handler, TaskRun.Status.PENDING, 0, 0, len(node.dependencies), "")
-            for node in dag.nodes.values()
-        ],
+def _insert_sql(instance: models.Model) -> tuple[str, list]:
+    """The INSERT Model.save() would run for a new instance with a client-side primary key,
+    defaults and auto_now_add included."""
+    quote = connection.ops.quote_name
+    fields = instance._meta.local_concrete_fields
+    return (
+        f"INSERT INTO {quote(instance._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))})",
+        [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields],
     )
 
 
@@ -141,7 +145,7 @@ def execution_to_trigger(*, viewer, raw_id: str) -> Execution:
     One raw indexed query: on the trigger hot path the ORM's select_related cost several times
     the query. The other fields are deferred, as with `.only()`."""
     execution_id = parse_execution_id(raw_id)
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(
             f"SELECT e.workflow_id, e.owner_id, w.timeout_seconds FROM {Execution._meta.db_table} e "  # noqa: S608
             f"JOIN {Workflow._meta.db_table} w ON w.id = e.workflow_id WHERE e.id = %s",
@@ -196,7 +200,7 @@ def _update_row(instance: models.Model, **values) -> None:
     fields = [meta.get_field(name) for name in values]
     assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
     params = [f.get_db_prep_save(value, connection) for f, value in zip(fields, values.values(), strict=True)]
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(
             f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s",  # noqa: S608
             [*params, meta.pk.get_db_prep_value(instance.pk, connection)],
