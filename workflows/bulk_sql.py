@@ -112,6 +112,25 @@ def hot_cursor() -> Iterator[Any]:
 
 
 @contextmanager
+def transaction_in_one_round_trip() -> Iterator[None]:
+    """PostgreSQL only: a transaction sent as one pipeline, BEGIN and COMMIT included, whose
+    results are read after it (from the cursors used inside). Django's atomic() cannot do this:
+    it toggles autocommit, and psycopg syncs a pipeline for that, twice. Run only raw statements
+    inside; on any error the transaction is rolled back and the error is Django's."""
+    connection.ensure_connection()
+    pg = connection.connection
+    with connection.wrap_database_errors:
+        try:
+            with pg.pipeline():
+                pg.execute("BEGIN")
+                yield
+                pg.execute("COMMIT")
+        finally:
+            if pg.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                pg.rollback()
+
+
+@contextmanager
 def pipelined() -> Iterator[None]:
     """PostgreSQL pipeline mode: statements whose results nobody reads yet travel together, so
     a transaction costs one round trip per result it waits for (BEGIN and COMMIT included).

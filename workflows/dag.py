@@ -70,6 +70,9 @@ class Node:
     references: frozenset[str] = frozenset()
     retry: dict | None = None
     timeout_seconds: float | None = None
+    # No condition and no template at all: the node runs with its config as written, so the
+    # orchestrator can queue it in SQL without evaluating anything.
+    static: bool = False
 
     def to_json(self) -> dict:
         data: dict[str, Any] = {
@@ -270,6 +273,7 @@ def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limit
         except ValueError as exc:
             raise DagError(f"node {node_id!r}: {exc}", node=node_id) from None
     references = templating.referenced_roots(config)
+    static = condition is None and not references
     if condition is not None:
         references |= condition.references
     references.discard(templating.PARAMS)
@@ -280,6 +284,7 @@ def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limit
         config=dict(config),
         condition=condition,
         references=frozenset(references),
+        static=static,
         retry=_parse_retry(raw.get("retry"), node_id),
         timeout_seconds=_optional_positive_number(
             raw.get("timeout_seconds"), f"node {node_id!r}: 'timeout_seconds'", node=node_id

@@ -28,6 +28,7 @@ from workflows.bulk_sql import (
     from_db_datetime,
     from_db_json,
     hot_cursor,
+    transaction_in_one_round_trip,
     unnest,
     update_from_values,
 )
@@ -221,11 +222,7 @@ def _record_and_release(
     with hot_cursor() as locking, hot_cursor() as cursor:
         _select_runs(locking, sorted({uuid.UUID(c.execution_id) for c in completions}), lock=True)
         cursor.execute(
-            f"WITH recorded AS (UPDATE {TASKRUN} SET {OUTCOME_ASSIGNMENTS} FROM {outcomes} "  # noqa: S608
-            f"WHERE {OUTCOME_FENCE} AND EXISTS (SELECT 1 FROM {EXECUTION} x "
-            "WHERE x.id = v.v_execution AND x.status = 'RUNNING') "
-            f"RETURNING {TASKRUN}.id, {TASKRUN}.attempt, {TASKRUN}.retry_base, {TASKRUN}.config, "
-            f"{TASKRUN}.status), "
+            f"WITH recorded AS ({_recorded(outcomes)}), "  # noqa: S608
             f"released AS (UPDATE {TASKRUN} SET pending_dependencies = pending_dependencies - r.n "
             f"FROM (SELECT e_execution, e_node, count(*) AS n FROM {edges} JOIN recorded "
             "ON recorded.id = e.e_parent AND recorded.status = 'COMPLETED' GROUP BY e_execution, e_node) r "
@@ -250,6 +247,102 @@ def _record_and_release(
         if not is_outcome and pending == 0 and status == TaskRun.Status.PENDING
     ]
     return runs, accepted, ready
+
+
+def _recorded(outcomes: str) -> str:
+    """The fenced UPDATE of outcomes of RUNNING executions, as a CTE body (the lock is taken)."""
+    return (
+        f"UPDATE {TASKRUN} SET {OUTCOME_ASSIGNMENTS} FROM {outcomes} "  # noqa: S608
+        f"WHERE {OUTCOME_FENCE} AND EXISTS (SELECT 1 FROM {EXECUTION} x "
+        "WHERE x.id = v.v_execution AND x.status = 'RUNNING') "
+        f"RETURNING {TASKRUN}.id, {TASKRUN}.execution_id, {TASKRUN}.attempt, {TASKRUN}.retry_base, "
+        f"{TASKRUN}.config, {TASKRUN}.status"
+    )
+
+
+# A child whose last dependency this batch satisfied, in the one-statement path: queued in SQL.
+BECOMES_READY = "pending_dependencies = r.n AND status = 'PENDING'"
+
+
+def completions_commit_at_once(completions: list[CompletionMessage]) -> Dispatch | None:
+    """The common case in one round trip, transaction included: on PostgreSQL, when every
+    completion succeeded and every child it releases is static (no condition, no template), the
+    lock, the outcomes, the children's counters, queueing the ready ones and the executions'
+    counters are one pipeline: BEGIN, the lock, one statement of data-modifying CTEs, COMMIT.
+    Returns None when the batch needs the general path (`completions_apply`); call it outside
+    any transaction."""
+    unique = list({(c.task_id, c.attempt): c for c in completions}.values())
+    if connection.vendor != "postgresql" or not all(c.ok and c.workflow_id for c in unique):
+        return None
+    children = []
+    for c in unique:
+        dag = dag_for(uuid.UUID(c.workflow_id))
+        for child in dag.children.get(c.node_id, ()):
+            node = dag.nodes[child]
+            if not node.static:
+                return None
+            children.append((c.task_id, c.execution_id, child, node.config))
+    outcomes, outcome_params = unnest(OUTCOME_COLUMNS, _outcome_rows(unique), alias="v")
+    edges, edge_params = unnest(
+        [("e_parent", "int"), ("e_execution", "uuid"), ("e_node", "text"), ("e_config", "json")],
+        children,
+        alias="e",
+    )
+    ready_when = f"CASE WHEN {BECOMES_READY} THEN"
+    with hot_cursor() as locking, hot_cursor() as cursor:
+        with transaction_in_one_round_trip():
+            _select_runs(locking, sorted({uuid.UUID(c.execution_id) for c in unique}), lock=True)
+            cursor.execute(
+                f"WITH recorded AS ({_recorded(outcomes)}), "  # noqa: S608
+                f"released AS (UPDATE {TASKRUN} SET pending_dependencies = pending_dependencies - r.n, "
+                f"status = {ready_when} 'QUEUED' ELSE status END, "
+                f"attempt = {ready_when} attempt + 1 ELSE attempt END, "
+                f"config = {ready_when} r.e_config ELSE config END, "
+                f"queued_at = {ready_when} now() ELSE queued_at END "
+                "FROM (SELECT e_execution, e_node, count(*) AS n, (array_agg(e_config))[1] AS e_config "
+                f"FROM {edges} JOIN recorded ON recorded.id = e.e_parent GROUP BY e_execution, e_node) r "
+                f"WHERE {TASKRUN}.execution_id = r.e_execution AND {TASKRUN}.node_id = r.e_node "
+                f"RETURNING {TASKRUN}.id, {TASKRUN}.execution_id, {TASKRUN}.node_id, {TASKRUN}.attempt, "
+                f"{TASKRUN}.status, {TASKRUN}.pending_dependencies), "
+                f"counted AS (UPDATE {EXECUTION} SET "
+                "unfinished_tasks = GREATEST(unfinished_tasks - c.n, 0), "
+                "status = CASE WHEN unfinished_tasks <= c.n THEN 'COMPLETED' ELSE status END, "
+                "finished_at = CASE WHEN unfinished_tasks <= c.n THEN now() ELSE finished_at END "
+                "FROM (SELECT execution_id AS c_execution, count(*) AS n FROM recorded GROUP BY 1) c "
+                f"WHERE {EXECUTION}.id = c.c_execution RETURNING {EXECUTION}.id, {EXECUTION}.status) "
+                "SELECT 'r', id, attempt, NULL::uuid, NULL::varchar, NULL::varchar FROM recorded "
+                "UNION ALL SELECT 'c', id, attempt, execution_id, node_id, status FROM released "
+                "WHERE status = 'QUEUED' AND pending_dependencies = 0 "
+                "UNION ALL SELECT 'x', NULL, NULL, id, NULL, status FROM counted",
+                outcome_params + edge_params,
+            )
+        runs = _runs_from(locking.fetchall())
+        rows = cursor.fetchall()
+    accepted = {(pk, attempt) for kind, pk, attempt, *_ in rows if kind == "r"}
+    live = [c for c in unique if _is_live(c, runs)]
+    recorded = [c for c in live if (c.task_id, c.attempt) in accepted]
+    for completion in recorded:
+        runs[completion.execution_id].outputs[completion.node_id] = completion.output
+    ready = [
+        (runs[str(execution_id)], node_id, pk, attempt)
+        for kind, pk, attempt, execution_id, node_id, _ in rows
+        if kind == "c"
+    ]
+    _load_outputs((run, node_id) for run, node_id, _, _ in ready)
+    _count_outcomes(runs, recorded)
+    duplicates = [c for c in live if (c.task_id, c.attempt) not in accepted]
+    return Dispatch(
+        tasks=[
+            task_message(run, node_id, pk, attempt, run.dag.nodes[node_id].config)
+            for run, node_id, pk, attempt in ready
+        ]
+        + _children_left_queued(duplicates, runs),
+        finished=[
+            str(execution_id)
+            for kind, _, _, execution_id, _, status in rows
+            if kind == "x" and status == Execution.Status.COMPLETED
+        ],
+    )
 
 
 def execution_start(run: Run) -> list[TaskMessage]:

@@ -75,7 +75,11 @@ class Orchestrator:
 
 
 def _apply(completions: list[CompletionMessage]) -> engine.Dispatch:
-    with pipelined(), transaction.atomic():
+    dispatch = engine.completions_commit_at_once(completions)
+    if dispatch is not None:
+        return dispatch
+    # Atomic outside the pipeline: toggling autocommit inside one would cost two syncs.
+    with transaction.atomic(), pipelined():
         return engine.completions_apply(completions)
 
 
