@@ -40,6 +40,7 @@ from workflows.models import Execution, TaskAttempt, TaskRun, Workflow
 from workflows.templating import PARAMS, TemplateError, resolve
 
 TASKRUN = TaskRun._meta.db_table
+WORKFLOW = Workflow._meta.db_table
 EXECUTION = Execution._meta.db_table
 OPEN_TASK_STATES = (TaskRun.Status.PENDING, TaskRun.Status.QUEUED, TaskRun.Status.RUNNING)
 
@@ -53,8 +54,10 @@ def dag_for(workflow_id: uuid.UUID) -> Dag:
     key = str(workflow_id)
     dag = _dags.get(key)
     if dag is None:
-        workflow = Workflow.objects.only("dag", "name").get(pk=workflow_id)
-        dag = from_definition(workflow.dag, name=workflow.name)
+        with hot_cursor() as cursor:
+            cursor.execute(f"SELECT dag, name FROM {WORKFLOW} WHERE id = %s", [db_uuid(workflow_id)])  # noqa: S608
+            definition, name = cursor.fetchone()
+        dag = from_definition(from_db_json(definition), name=name)
         remember_dag(key, dag)
     return dag
 
@@ -353,6 +356,56 @@ def execution_start(run: Run) -> list[TaskMessage]:
     messages = advance([(run, node_id, pk, attempt) for pk, node_id, attempt in roots])
     finish_runs([run])
     return messages if run.failure is None else []
+
+
+def execution_start_at_once(
+    execution_id: uuid.UUID, workflow_id: uuid.UUID, params: dict, deadline: datetime | None
+) -> list[TaskMessage] | None:
+    """Trigger in one statement, transaction included (PostgreSQL): mark the execution RUNNING
+    if it is still PENDING and queue its roots. Roots can only read `params`, so their conditions
+    and templates are evaluated before any SQL. None when this does not apply: another backend,
+    a root skipped or failing to resolve, or the execution not PENDING; the caller then takes
+    the general path, which says why under the lock."""
+    if connection.vendor != "postgresql":
+        return None
+    dag = dag_for(workflow_id)
+    scope = {PARAMS: params}
+    configs = []
+    for node_id in dag.roots:
+        node = dag.nodes[node_id]
+        try:
+            if node.condition is not None and not node.condition.evaluate(scope):
+                return None
+            configs.append((node_id, resolve(node.config, scope, strict=dag.strict_templates)))
+        except (ConditionError, TemplateError):
+            return None
+    roots, root_params = unnest([("r_node", "text"), ("r_config", "json")], configs, alias="r")
+    now = timezone.now()
+    with hot_cursor() as cursor:
+        cursor.execute(
+            f"WITH started AS (UPDATE {EXECUTION} SET status = 'RUNNING', started_at = %s, params = %s, "  # noqa: S608
+            "deadline = %s WHERE id = %s AND status = 'PENDING' RETURNING id), "
+            f"queued AS (UPDATE {TASKRUN} SET status = 'QUEUED', attempt = attempt + 1, "
+            f"config = r.r_config, queued_at = %s FROM {roots}, started "
+            f"WHERE {TASKRUN}.execution_id = started.id AND {TASKRUN}.node_id = r.r_node "
+            f"AND {TASKRUN}.status = 'PENDING' RETURNING {TASKRUN}.id, {TASKRUN}.node_id, {TASKRUN}.attempt) "
+            "SELECT queued.id, queued.node_id, queued.attempt FROM started LEFT JOIN queued ON true",
+            [now, json.dumps(params), deadline, execution_id, now, *root_params],
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    run = Run(
+        id=execution_id,
+        status=Execution.Status.RUNNING,
+        params=params,
+        unfinished=0,
+        dag=dag,
+        workflow_id=str(workflow_id),
+        deadline=deadline.timestamp() if deadline else None,
+    )
+    config = dict(configs)
+    return [task_message(run, node_id, pk, attempt, config[node_id]) for pk, node_id, attempt in rows]
 
 
 def advance(ready: list[tuple[Run, str, int, int]]) -> list[TaskMessage]:

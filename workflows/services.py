@@ -165,6 +165,18 @@ def execution_to_trigger(*, viewer, raw_id: str) -> Execution:
 def execution_trigger(*, execution: Execution, params: dict) -> Execution:
     """Start a PENDING execution: mark it RUNNING, queue its roots, publish them after commit."""
     check_json_value(params, "'params'")
+    now = timezone.now()
+    timeout = execution.workflow.timeout_seconds
+    deadline = now + timedelta(seconds=timeout) if timeout else None
+    messages = engine.execution_start_at_once(execution.id, execution.workflow_id, params, deadline)
+    if messages is not None:
+        # Runs at once in autocommit; inside a caller's transaction, once it commits.
+        streams = get_streams()
+        transaction.on_commit(lambda: streams.publish_tasks(messages), robust=True)
+        execution.status, execution.params = Execution.Status.RUNNING, params
+        execution.started_at, execution.deadline = now, deadline
+        log.info("execution_triggered", execution_id=str(execution.id), roots=len(messages))
+        return execution
     with transaction.atomic():
         run = engine.lock_runs([execution.id]).get(str(execution.id))
         if run is None:
@@ -174,9 +186,6 @@ def execution_trigger(*, execution: Execution, params: dict) -> Execution:
                 f"execution is {run.status}; only a PENDING execution can be triggered",
                 code="not_pending",
             )
-        now = timezone.now()
-        timeout = execution.workflow.timeout_seconds
-        deadline = now + timedelta(seconds=timeout) if timeout else None
         _update_row(
             execution, status=Execution.Status.RUNNING, started_at=now, params=params, deadline=deadline
         )
