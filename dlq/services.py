@@ -11,7 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from dlq.models import DeadLetter
-from workflows import engine
+from workflows import engine, runs
 from workflows.models import Execution, TaskRun
 from workflows.services import Conflict, NotFound
 from workflows.streams import get_streams
@@ -54,7 +54,7 @@ def dead_letter_retry(*, dead_letter_id: int, user, note: str = "") -> DeadLette
     return letter
 
 
-def _resume_execution(run: engine.Run, now) -> None:
+def _resume_execution(run: runs.Run, now) -> None:
     """Back to RUNNING: nodes the failure cancelled come back, counters and deadline reset."""
     TaskRun.objects.filter(execution_id=run.id, status=TaskRun.Status.CANCELLED).update(
         status=TaskRun.Status.PENDING, finished_at=None
@@ -89,12 +89,12 @@ def dead_letter_discard(*, dead_letter_id: int, user, note: str = "") -> DeadLet
     return letter
 
 
-def _lock_open_letter(dead_letter_id: int) -> tuple[engine.Run, DeadLetter]:
+def _lock_open_letter(dead_letter_id: int) -> tuple[runs.Run, DeadLetter]:
     """Lock the letter's execution (first, like every writer of run state), then the letter."""
     execution_id = DeadLetter.objects.filter(pk=dead_letter_id).values_list("execution_id", flat=True).first()
     if execution_id is None:
         raise NotFound(f"no dead letter with id {dead_letter_id}")
-    run = engine.lock_runs([execution_id])[str(execution_id)]
+    run = runs.lock_runs([execution_id])[str(execution_id)]
     letter = DeadLetter.objects.select_for_update().get(pk=dead_letter_id)
     if not letter.is_open:
         raise Conflict(f"dead letter is already {letter.status}", code="already_resolved")

@@ -13,7 +13,7 @@ import structlog
 from django.utils import timezone
 
 from resilience.errors import simple_error
-from workflows import engine, services
+from workflows import runs, services
 from workflows.messages import CompletionMessage, MessageError, decode_task
 from workflows.models import Execution, TaskRun
 from workflows.streams import ORCHESTRATORS_GROUP, WORKERS_GROUP, Entry, Streams
@@ -111,11 +111,11 @@ class Reaper:
         rows = list(queued.order_by("queued_at").values_list("id", "execution_id")[:REPUBLISH_BATCH])
         if not rows:
             return 0
-        runs = {}
+        snapshots = {}
         for _, execution_id in rows:
-            if str(execution_id) not in runs:
-                runs[str(execution_id)] = engine.run_snapshot(execution_id)
-        messages = engine.messages_for_queued(TaskRun.objects.filter(id__in=[pk for pk, _ in rows]), runs)
+            if str(execution_id) not in snapshots:
+                snapshots[str(execution_id)] = runs.run_snapshot(execution_id)
+        messages = runs.messages_for_queued(TaskRun.objects.filter(id__in=[pk for pk, _ in rows]), snapshots)
         lost = [m for m, held in zip(messages, self.streams.accounted_for(messages), strict=True) if not held]
         self.streams.publish_tasks(lost)
         if lost:

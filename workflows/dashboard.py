@@ -12,8 +12,8 @@ from django.views.decorators.http import require_POST
 from dlq import services as dlq_services
 from dlq.models import DeadLetter
 from workflows import selectors, services
-from workflows.engine import dag_for
 from workflows.models import Execution
+from workflows.runs import dag_for
 
 PAGE_SIZE = 100
 

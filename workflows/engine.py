@@ -1,31 +1,25 @@
 """The hot path: apply a batch of completions, release children, dispatch what became ready.
 
-Everything here runs inside the caller's transaction, after the executions involved are locked
-(ordered by id, so concurrent orchestrators never deadlock and never race on one execution).
-Cost per completion is O(out-degree): children are found in the compiled DAG, their dependency
-counters are decremented in one set-based UPDATE, and only the outputs that the ready children's
-templates reference are read back.
+Executions are locked first, in id order, so concurrent orchestrators never deadlock and never
+race on one execution. Cost per completion is O(out-degree): children are found in the compiled
+DAG, their dependency counters are decremented set-based, and only the outputs that the ready
+children's templates reference are read back. On PostgreSQL the common cases are whole
+transactions in one round trip (`completions_commit_at_once`, `execution_start_at_once`); the
+general path (`completions_apply`) runs inside the caller's transaction and covers every case.
 """
 
 import json
-import time
 import uuid
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
-from django.conf import settings
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from dlq.models import DeadLetter
-from resilience.retry import RetryPolicy
 from workflows import metrics
 from workflows.bulk_sql import (
-    db_uuid,
-    from_db_datetime,
     from_db_json,
     hot_cursor,
     transaction_in_one_round_trip,
@@ -33,138 +27,25 @@ from workflows.bulk_sql import (
     update_from_values,
 )
 from workflows.conditions import ConditionError
-from workflows.dag import Dag, from_definition
-from workflows.handlers import get_handler
-from workflows.messages import SCHEMA_VERSION, CompletionMessage, TaskMessage
-from workflows.models import Execution, TaskAttempt, TaskRun, Workflow
+from workflows.failures import fail_before_dispatch, handle_failures
+from workflows.messages import CompletionMessage, TaskMessage, from_epoch
+from workflows.models import Execution, TaskRun
+from workflows.runs import (
+    EXECUTION,
+    TASKRUN,
+    Dispatch,
+    Run,
+    dag_for,
+    load_outputs,
+    lock_runs,
+    messages_for_queued,
+    runs_from,
+    select_runs,
+    task_message,
+)
 from workflows.templating import PARAMS, TemplateError, resolve
 
-TASKRUN = TaskRun._meta.db_table
-WORKFLOW = Workflow._meta.db_table
-EXECUTION = Execution._meta.db_table
 OPEN_TASK_STATES = (TaskRun.Status.PENDING, TaskRun.Status.QUEUED, TaskRun.Status.RUNNING)
-
-
-DAG_CACHE_SIZE = 512
-_dags: OrderedDict = OrderedDict()
-
-
-def dag_for(workflow_id: uuid.UUID) -> Dag:
-    """Compiled DAG of a workflow; definitions never change, so each process compiles once."""
-    key = str(workflow_id)
-    dag = _dags.get(key)
-    if dag is None:
-        with hot_cursor() as cursor:
-            cursor.execute(f"SELECT dag, name FROM {WORKFLOW} WHERE id = %s", [db_uuid(workflow_id)])  # noqa: S608
-            definition, name = cursor.fetchone()
-        dag = from_definition(from_db_json(definition), name=name)
-        remember_dag(key, dag)
-    return dag
-
-
-def remember_dag(workflow_id: uuid.UUID | str, dag: Dag) -> None:
-    """Keep a compiled DAG (the API calls this at submit, so trigger needs no reload)."""
-    _dags[str(workflow_id)] = dag
-    while len(_dags) > DAG_CACHE_SIZE:
-        _dags.popitem(last=False)
-
-
-@dataclass
-class Run:
-    """One locked execution and what this transaction has learned and decided about it."""
-
-    id: uuid.UUID
-    status: str
-    params: dict
-    unfinished: int
-    dag: Dag
-    workflow_id: str
-    deadline: float | None = None
-    outputs: dict = field(default_factory=dict)
-    finished: int = 0
-    failure: dict | None = None
-    # `workflow:dlq` events for dead letters written in this transaction, published after it.
-    dead_letters: list = field(default_factory=list)
-
-    def scope(self) -> dict:
-        return {**self.outputs, PARAMS: self.params}
-
-    def fail(self, node_id: str, error: dict) -> None:
-        if self.failure is None:
-            self.failure = {
-                "code": "task_failed",
-                "message": f"node {node_id!r} failed: {error.get('message', 'unknown error')}",
-                "node_id": node_id,
-                "details": error,
-            }
-
-
-def lock_runs(execution_ids: Iterable[str | uuid.UUID]) -> dict[str, Run]:
-    """SELECT ... FOR UPDATE the executions, in id order; keyed by str(id)."""
-    return _runs(sorted({uuid.UUID(str(i)) for i in execution_ids}), lock=True)
-
-
-def run_snapshot(execution_id: uuid.UUID) -> Run:
-    """An execution's Run without locking it (for building messages outside the hot path)."""
-    return _runs([uuid.UUID(str(execution_id))], lock=False)[str(execution_id)]
-
-
-def _runs(ids: list[uuid.UUID], *, lock: bool) -> dict[str, Run]:
-    if not ids:
-        return {}
-    with hot_cursor() as cursor:
-        _select_runs(cursor, ids, lock=lock)
-        return _runs_from(cursor.fetchall())
-
-
-def _select_runs(cursor, ids: list[uuid.UUID], *, lock: bool) -> None:
-    """Send the executions' SELECT (FOR UPDATE); the caller reads the cursor when it needs them.
-    Raw SQL: this runs first in every orchestrator transaction, and building it with the ORM
-    cost more than the query itself."""
-    if connection.vendor == "postgresql":
-        where, params = "id = ANY(%s)", [ids]
-    else:
-        where, params = f"id IN ({', '.join(['%s'] * len(ids))})", [db_uuid(i) for i in ids]
-    sql = (
-        f"SELECT id, status, params, unfinished_tasks, workflow_id, deadline FROM {EXECUTION} "  # noqa: S608
-        f"WHERE {where} ORDER BY id"
-    )
-    if lock and connection.features.has_select_for_update:
-        sql += " FOR UPDATE"
-    cursor.execute(sql, params)
-
-
-def _runs_from(rows: list[tuple]) -> dict[str, Run]:
-    runs = {}
-    for execution_id, status, params, unfinished, workflow_id, deadline in rows:
-        execution_id = uuid.UUID(str(execution_id))
-        deadline = from_db_datetime(deadline)
-        runs[str(execution_id)] = Run(
-            id=execution_id,
-            status=status,
-            params=from_db_json(params) or {},
-            unfinished=unfinished,
-            dag=dag_for(uuid.UUID(str(workflow_id))),
-            workflow_id=str(uuid.UUID(str(workflow_id))),
-            deadline=deadline.timestamp() if deadline else None,
-        )
-    return runs
-
-
-@dataclass
-class Dispatch:
-    """What a transaction decided to send once it commits."""
-
-    tasks: list[TaskMessage] = field(default_factory=list)
-    delayed: list[tuple[TaskMessage, float]] = field(default_factory=list)
-    dead_letters: list[dict] = field(default_factory=list)
-    finished: list[str] = field(default_factory=list)  # executions that ended: wake their waiters
-
-    def without_failed(self, runs: dict[str, Run]) -> "Dispatch":
-        """Drop tasks and retries of executions that failed in this same transaction."""
-        alive = [t for t in self.tasks if runs[t.execution_id].failure is None]
-        retries = [(t, due) for t, due in self.delayed if runs[t.execution_id].failure is None]
-        return Dispatch(alive, retries, self.dead_letters, self.finished)
 
 
 def completions_apply(completions: list[CompletionMessage]) -> Dispatch:
@@ -192,7 +73,7 @@ def completions_apply(completions: list[CompletionMessage]) -> Dispatch:
             failed.append((run, completion, accepted[key]))
     _count_outcomes(runs, [c for c in live if (c.task_id, c.attempt) in accepted])
     dispatch = Dispatch()
-    _handle_failures(failed, dispatch)
+    handle_failures(failed, dispatch)
     dispatch.tasks.extend(advance(_release_children(succeeded) if released is None else released))
     dispatch.tasks.extend(_children_left_queued(duplicates, runs))
     dispatch.finished = finish_runs(runs.values())
@@ -223,7 +104,7 @@ def _record_and_release(
         [("e_parent", "int"), ("e_execution", "uuid"), ("e_node", "text")], children, alias="e"
     )
     with hot_cursor() as locking, hot_cursor() as cursor:
-        _select_runs(locking, sorted({uuid.UUID(c.execution_id) for c in completions}), lock=True)
+        select_runs(locking, sorted({uuid.UUID(c.execution_id) for c in completions}), lock=True)
         cursor.execute(
             f"WITH recorded AS ({_recorded(outcomes)}), "  # noqa: S608
             f"released AS (UPDATE {TASKRUN} SET pending_dependencies = pending_dependencies - r.n "
@@ -237,7 +118,7 @@ def _record_and_release(
             "status FROM released",
             outcome_params + edge_params,
         )
-        runs = _runs_from(locking.fetchall())
+        runs = runs_from(locking.fetchall())
         rows = cursor.fetchall()
     accepted = {
         (pk, attempt): (retry_base, from_db_json(config))
@@ -294,7 +175,7 @@ def completions_commit_at_once(completions: list[CompletionMessage]) -> Dispatch
     ready_when = f"CASE WHEN {BECOMES_READY} THEN"
     with hot_cursor() as locking, hot_cursor() as cursor:
         with transaction_in_one_round_trip():
-            _select_runs(locking, sorted({uuid.UUID(c.execution_id) for c in unique}), lock=True)
+            select_runs(locking, sorted({uuid.UUID(c.execution_id) for c in unique}), lock=True)
             cursor.execute(
                 f"WITH recorded AS ({_recorded(outcomes)}), "  # noqa: S608
                 f"released AS (UPDATE {TASKRUN} SET pending_dependencies = pending_dependencies - r.n, "
@@ -319,7 +200,7 @@ def completions_commit_at_once(completions: list[CompletionMessage]) -> Dispatch
                 "UNION ALL SELECT 'x', NULL, NULL, id, NULL, status FROM counted",
                 outcome_params + edge_params,
             )
-        runs = _runs_from(locking.fetchall())
+        runs = runs_from(locking.fetchall())
         rows = cursor.fetchall()
     accepted = {(pk, attempt) for kind, pk, attempt, *_ in rows if kind == "r"}
     live = [c for c in unique if _is_live(c, runs)]
@@ -331,7 +212,7 @@ def completions_commit_at_once(completions: list[CompletionMessage]) -> Dispatch
         for kind, pk, attempt, execution_id, node_id, _ in rows
         if kind == "c"
     ]
-    _load_outputs((run, node_id) for run, node_id, _, _ in ready)
+    load_outputs((run, node_id) for run, node_id, _, _ in ready)
     _count_outcomes(runs, recorded)
     duplicates = [c for c in live if (c.task_id, c.attempt) not in accepted]
     return Dispatch(
@@ -413,7 +294,7 @@ def advance(ready: list[tuple[Run, str, int, int]]) -> list[TaskMessage]:
     queue them, or skip them and release their children."""
     messages: list[TaskMessage] = []
     while ready:
-        _load_outputs((run, node_id) for run, node_id, _, _ in ready)
+        load_outputs((run, node_id) for run, node_id, _, _ in ready)
         queued, skipped = [], []
         for run, node_id, pk, attempt in ready:
             if run.failure is not None:
@@ -426,7 +307,7 @@ def advance(ready: list[tuple[Run, str, int, int]]) -> list[TaskMessage]:
                     continue
                 config = resolve(node.config, scope, strict=run.dag.strict_templates)
             except (ConditionError, TemplateError) as exc:
-                _fail_before_dispatch(run, node_id, pk, exc)
+                fail_before_dispatch(run, node_id, pk, exc)
                 continue
             queued.append((run, node_id, pk, attempt + 1, config))
         messages.extend(_mark_queued(queued))
@@ -508,8 +389,8 @@ def _outcome_rows(completions: list[CompletionMessage]) -> list[tuple]:
             TaskRun.Status.COMPLETED if c.ok else TaskRun.Status.FAILED,
             c.output if c.ok else None,
             None if c.ok else (c.error or {"message": "unknown error"}),
-            _from_epoch(c.started_at),
-            _from_epoch(c.finished_at) or timezone.now(),
+            from_epoch(c.started_at),
+            from_epoch(c.finished_at) or timezone.now(),
             c.worker[:200],
         )
         for c in completions
@@ -553,32 +434,6 @@ def _release_children(done: list[tuple[Run, str]]) -> list[tuple[Run, str, int, 
     ]
 
 
-def _load_outputs(ready: Iterable[tuple[Run, str]]) -> None:
-    """Read the outputs the ready nodes need (template references, upstream) that are not in memory."""
-    wanted: dict[str, set[str]] = {}
-    runs: dict[str, Run] = {}
-    for run, node_id in ready:
-        node = run.dag.nodes[node_id]
-        needed = set(node.references)
-        registered = get_handler(node.handler)
-        if registered is not None and registered.upstream:
-            needed.update(node.dependencies)
-        needed -= run.outputs.keys()
-        if needed:
-            wanted.setdefault(str(run.id), set()).update(needed)
-            runs[str(run.id)] = run
-    if not wanted:
-        return
-    query = Q()
-    for execution_id, node_ids in wanted.items():
-        query |= Q(execution_id=execution_id, node_id__in=node_ids)
-    for execution_id, node_id, output, status in TaskRun.objects.filter(query).values_list(
-        "execution_id", "node_id", "output", "status"
-    ):
-        if status == TaskRun.Status.COMPLETED:
-            runs[str(execution_id)].outputs[node_id] = output
-
-
 def _mark_queued(queued: list[tuple[Run, str, int, int, dict]]) -> list[TaskMessage]:
     """Mark ready nodes QUEUED with their resolved config and next attempt (their rows are locked
     by this transaction, so the attempt is known without reading it back); build their messages."""
@@ -595,127 +450,6 @@ def _mark_queued(queued: list[tuple[Run, str, int, int, dict]]) -> list[TaskMess
     return [task_message(run, node_id, pk, attempt, config) for run, node_id, pk, attempt, config in queued]
 
 
-def task_message(run: Run, node_id: str, pk: int, attempt: int, config: dict) -> TaskMessage:
-    """The message a worker needs; upstream outputs only for handlers that asked for them."""
-    node = run.dag.nodes[node_id]
-    registered = get_handler(node.handler)
-    upstream = None
-    if registered is not None and registered.upstream:
-        upstream = {d: run.outputs.get(d) for d in node.dependencies}
-    return TaskMessage(
-        task_id=pk,
-        execution_id=str(run.id),
-        node_id=node_id,
-        handler=node.handler,
-        attempt=attempt,
-        config=config,
-        params=run.params,
-        upstream=upstream,
-        deadline=run.deadline,
-        workflow_id=run.workflow_id,
-        timeout_seconds=node.timeout_seconds,
-        rate_limit=node.config.get("rate_limit") or settings.RATE_LIMITS.get(node.handler),
-    )
-
-
-def _handle_failures(
-    failed: list[tuple[Run, CompletionMessage, tuple[int, dict]]], dispatch: Dispatch
-) -> None:
-    """Record each failed attempt; schedule a retry with backoff, or fail the node for good
-    (dead letter, execution FAILED) when the error is permanent or the attempts are spent."""
-    if not failed:
-        return
-    TaskAttempt.objects.bulk_create(
-        [
-            TaskAttempt(
-                task_run_id=c.task_id,
-                attempt=c.attempt,
-                error=c.error or {},
-                started_at=_from_epoch(c.started_at),
-                finished_at=_from_epoch(c.finished_at),
-                worker=c.worker[:200],
-            )
-            for _, c, _ in failed
-        ],
-        ignore_conflicts=True,
-    )
-    defaults = default_retry_policy()
-    now = time.time()
-    retries, letters = [], []
-    for run, completion, (retry_base, config) in failed:
-        node = run.dag.nodes[completion.node_id]
-        policy = RetryPolicy.for_node(node.retry, defaults)
-        error = completion.error or {"message": "unknown error"}
-        used = completion.attempt - retry_base
-        if run.deadline and now >= run.deadline:
-            continue  # past the workflow's deadline: the reaper ends it TIMED_OUT, no retry
-        if completion.exhausted or error.get("permanent") or policy.exhausted(used):
-            run.finished += 1
-            run.fail(completion.node_id, error)
-            letters.append((run, completion, config, error))
-        else:
-            retries.append((run, completion, config, now + policy.delay(used)))
-    if retries:
-        _load_outputs((run, c.node_id) for run, c, _, _ in retries)
-        returned = update_from_values(
-            TASKRUN,
-            columns=[("v_task", "int"), ("v_due", "timestamp")],
-            rows=[(c.task_id, _from_epoch(due)) for _, c, _, due in retries],
-            assignments="status = 'QUEUED', attempt = attempt + 1, queued_at = v.v_due, finished_at = NULL",
-            where=f"{TASKRUN}.id = v.v_task",
-            returning="id, attempt",
-        )
-        attempts = dict(returned)
-        dispatch.delayed.extend(
-            (task_message(run, c.node_id, c.task_id, attempts[c.task_id], config), due)
-            for run, c, config, due in retries
-        )
-    for run, completion, config, error in letters:
-        _dead_letter(run, completion.node_id, completion.task_id, completion.attempt, config, error)
-
-
-def _dead_letter(run: Run, node_id: str, pk: int, attempt: int, config: dict | None, error: dict) -> None:
-    """The DeadLetter row, in the transaction that fails the node; its event goes out after."""
-    letter = DeadLetter.objects.create(
-        task_run_id=pk,
-        execution_id=run.id,
-        node_id=node_id,
-        handler=run.dag.nodes[node_id].handler,
-        config=config,
-        attempt=attempt,
-        category=str(error.get("category", "unknown"))[:32],
-        code=str(error.get("code", "error"))[:100],
-        message=str(error.get("message", "")),
-        traceback=str(error.get("traceback", "")),
-        traceback_hash=str(error.get("traceback_hash", ""))[:64],
-    )
-    run.dead_letters.append(dead_letter_event(letter))
-
-
-def dead_letter_event(letter: DeadLetter) -> dict:
-    """The `workflow:dlq` stream entry for external tools."""
-    body = {
-        "dead_letter_id": letter.id,
-        "execution_id": str(letter.execution_id),
-        "node_id": letter.node_id,
-        "handler": letter.handler,
-        "attempt": letter.attempt,
-        "category": letter.category,
-        "code": letter.code,
-        "message": letter.message[:1000],
-    }
-    return {"v": SCHEMA_VERSION, "body": json.dumps(body)}
-
-
-def default_retry_policy() -> RetryPolicy:
-    return RetryPolicy(
-        max_attempts=settings.RETRY_MAX_ATTEMPTS,
-        backoff_base=settings.RETRY_BACKOFF_BASE,
-        backoff_max=settings.RETRY_BACKOFF_MAX,
-        jitter=settings.RETRY_JITTER,
-    )
-
-
 def _children_left_queued(duplicates: list[CompletionMessage], runs: dict[str, Run]) -> list[TaskMessage]:
     """A duplicate of an applied completion means an orchestrator may have died between its commit
     and its publish: re-publish the node's QUEUED children (workers drop copies they already ran)."""
@@ -728,16 +462,6 @@ def _children_left_queued(duplicates: list[CompletionMessage], runs: dict[str, R
     if not duplicates or wanted == Q():
         return []
     return messages_for_queued(TaskRun.objects.filter(wanted), runs)
-
-
-def messages_for_queued(task_runs, runs: dict[str, Run]) -> list[TaskMessage]:
-    """Messages for TaskRuns already QUEUED in the database (re-publish after a lost publish)."""
-    rows = list(task_runs.values_list("id", "execution_id", "node_id", "attempt", "config"))
-    _load_outputs((runs[str(execution_id)], node_id) for _, execution_id, node_id, _, _ in rows)
-    return [
-        task_message(runs[str(execution_id)], node_id, pk, attempt, config or {})
-        for pk, execution_id, node_id, attempt, config in rows
-    ]
 
 
 def _count_outcomes(runs: dict[str, Run], recorded: list[CompletionMessage]) -> None:
@@ -759,23 +483,3 @@ def _mark_skipped(skipped: list[tuple[Run, str, int]]) -> None:
     )
     for run, _, _ in skipped:
         run.finished += 1
-
-
-def _fail_before_dispatch(run: Run, node_id: str, pk: int, exc: Exception) -> None:
-    """A condition or template that cannot be evaluated fails its node; retrying cannot help."""
-    error = {
-        "code": "invalid_template" if isinstance(exc, TemplateError) else "invalid_condition",
-        "category": "validation",
-        "message": str(exc),
-        "permanent": True,
-    }
-    TaskRun.objects.filter(id=pk).update(
-        status=TaskRun.Status.FAILED, error=error, finished_at=timezone.now()
-    )
-    run.fail(node_id, error)
-    attempt = TaskRun.objects.values_list("attempt", flat=True).get(pk=pk)
-    _dead_letter(run, node_id, pk, attempt, run.dag.nodes[node_id].config, error)
-
-
-def _from_epoch(value: float | None) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=UTC) if value else None

@@ -6,6 +6,7 @@ unknown fields, default missing optional ones, and reject an unknown major versi
 
 import json
 from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
 from typing import Any
 
 SCHEMA_VERSION = "1.0"
@@ -89,3 +90,8 @@ def _decode(entry: dict, kind: type) -> Any:
 
 def _text(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def from_epoch(value: float | None) -> datetime | None:
+    """Messages carry times as epoch seconds; the database wants datetimes."""
+    return datetime.fromtimestamp(value, tz=UTC) if value else None

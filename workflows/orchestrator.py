@@ -7,7 +7,7 @@ import structlog
 from django.db import InterfaceError, OperationalError, connection, transaction
 
 from resilience.errors import simple_error, storable
-from workflows import engine, metrics
+from workflows import engine, metrics, runs
 from workflows.bulk_sql import pipelined
 from workflows.messages import CompletionMessage
 from workflows.streams import ORCHESTRATORS_GROUP, Streams
@@ -74,7 +74,7 @@ class Orchestrator:
         return len(entries)
 
 
-def _apply(completions: list[CompletionMessage]) -> engine.Dispatch:
+def _apply(completions: list[CompletionMessage]) -> runs.Dispatch:
     dispatch = engine.completions_commit_at_once(completions)
     if dispatch is not None:
         return dispatch
@@ -83,10 +83,10 @@ def _apply(completions: list[CompletionMessage]) -> engine.Dispatch:
         return engine.completions_apply(completions)
 
 
-def _apply_one_by_one(completions: list[CompletionMessage]) -> engine.Dispatch:
+def _apply_one_by_one(completions: list[CompletionMessage]) -> runs.Dispatch:
     """One bad completion must not block its batch forever: apply each alone, and record one the
     database refuses as a permanent failure of its task (so it reaches the dead-letter queue)."""
-    merged = engine.Dispatch()
+    merged = runs.Dispatch()
     for completion in completions:
         try:
             dispatch = _apply([completion])

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from workflows import engine
+from workflows import engine, runs
 from workflows.bulk_sql import db_uuid, hot_cursor, insert_rows, unnest
 from workflows.dag import Dag, Limits, check_json_value, parse_workflow
 from workflows.handlers import handler_names
@@ -67,13 +67,13 @@ def workflow_submit(*, payload: object, owner) -> Execution:
     )
     execution = _new_execution(workflow, owner, dag)
     _insert_new(execution, dag, workflow=workflow)
-    engine.remember_dag(workflow.id, dag)
+    runs.remember_dag(workflow.id, dag)
     return execution
 
 
 def execution_create(*, workflow: Workflow, owner, dag: Dag | None = None) -> Execution:
     """A new PENDING execution of `workflow`, with one PENDING TaskRun per node."""
-    dag = dag or engine.dag_for(workflow.id)
+    dag = dag or runs.dag_for(workflow.id)
     execution = _new_execution(workflow, owner, dag)
     _insert_new(execution, dag)
     return execution
@@ -178,7 +178,7 @@ def execution_trigger(*, execution: Execution, params: dict) -> Execution:
         log.info("execution_triggered", execution_id=str(execution.id), roots=len(messages))
         return execution
     with transaction.atomic():
-        run = engine.lock_runs([execution.id]).get(str(execution.id))
+        run = runs.lock_runs([execution.id]).get(str(execution.id))
         if run is None:
             raise NotFound("execution not found")
         if run.status != Execution.Status.PENDING:
@@ -247,7 +247,7 @@ def execution_stop(*, execution_id: uuid.UUID, status: str, error: dict) -> bool
     """End a live execution as CANCELLED or TIMED_OUT: open tasks CANCELLED, and a cancel flag so
     workers drop its queued tasks and stop running ones. None if unknown, False if already over."""
     with transaction.atomic():
-        run = engine.lock_runs([execution_id]).get(str(execution_id))
+        run = runs.lock_runs([execution_id]).get(str(execution_id))
         if run is None:
             return None
         if run.status in Execution.TERMINAL:
