@@ -1,6 +1,6 @@
 """The engine's two deployments, started as subprocesses of the suite.
 
-- `PostgresStack`: the docker-compose topology on this machine: gunicorn (2 workers x 8 threads),
+- `PostgresStack`: the docker-compose topology on this machine: gunicorn (2 workers x 16 threads),
   3 `runworker`, 2 `runorchestrator`, 1 `runreaper` (when the command exists), a dedicated
   database `orchestrator_bench` (dropped and re-created, then migrated) and a stream prefix of
   its own on the given Redis.
@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(REPO / "manage.py")]
 BENCH_DATABASE = "orchestrator_bench"
 START_TIMEOUT = 90.0
-# As in docker-compose: 2 gunicorn workers with 8 threads each.
-GUNICORN_FLAGS = ["--workers", "2", "--threads", "8"]
+# As the Dockerfile runs it in docker-compose: 2 gunicorn workers with 16 threads each.
+GUNICORN_FLAGS = ["--workers", "2", "--threads", "16"]
 
 
 class StackError(RuntimeError):

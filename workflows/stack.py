@@ -43,7 +43,7 @@ class Stack:
                 "--workers",
                 str(api_workers),
                 "--threads",
-                "4",
+                "16",  # a long poll holds its thread while it waits
                 "--access-logfile",
                 "-",
                 "--graceful-timeout",
