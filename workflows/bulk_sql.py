@@ -49,7 +49,7 @@ def update_from_values(
     tail = f" RETURNING {returning}" if returning else ""
     with hot_cursor() as cursor:
         if connection.vendor == "postgresql":
-            values, params = unnest(columns, rows, alias="v")
+            values, params = rows_table(columns, rows, alias="v")
             cursor.execute(f"UPDATE {table} SET {assignments} FROM {values} WHERE {where}{tail}", params)  # noqa: S608
             return cursor.fetchall() if returning else []
         results: list[tuple] = []
@@ -73,10 +73,8 @@ def insert_rows(table: str, *, columns: Sequence[tuple[str, str]], rows: Sequenc
     names = ", ".join(name for name, _ in columns)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(
-                f"INSERT INTO {table} ({names}) SELECT * FROM unnest({_array_casts(columns)})",  # noqa: S608
-                _arrays(columns, rows),
-            )
+            values, params = rows_table(columns, rows, alias="v")
+            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {values}", params)  # noqa: S608
             return
         row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
         for start in range(0, len(rows), SQLITE_CHUNK_ROWS):
@@ -87,13 +85,27 @@ def insert_rows(table: str, *, columns: Sequence[tuple[str, str]], rows: Sequenc
             )
 
 
-def unnest(
+def rows_table(
     columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]], *, alias: str
 ) -> tuple[str, list]:
-    """PostgreSQL only: `unnest(...) AS alias (names)` and its parameters, one array per column,
-    so a statement stays short and its text constant whatever the batch size."""
-    names = ", ".join(name for name, _ in columns)
-    return f"unnest({_array_casts(columns)}) AS {alias} ({names})", _arrays(columns, rows)
+    """PostgreSQL only: rows as a table to select from, `jsonb_to_recordset(%s) AS alias (name
+    type, ...)`, and its one parameter, the rows as one JSON document. One json.dumps (in C)
+    instead of adapting every value in Python, and a statement text that stays the same
+    whatever the batch size, so it is prepared once. A JSON null reads as SQL NULL."""
+    names = [name for name, _ in columns]
+    definition = ", ".join(f"{name} {POSTGRES_TYPES[kind]}" for name, kind in columns)
+    document = json.dumps(
+        [dict(zip(names, row, strict=True)) for row in rows], separators=(",", ":"), default=_json_value
+    )
+    return f"jsonb_to_recordset(%s::jsonb) AS {alias} ({definition})", [document]
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{value.__class__.__name__} is not JSON serializable")
 
 
 @contextmanager
@@ -141,14 +153,6 @@ def pipelined() -> Iterator[None]:
     connection.ensure_connection()
     with connection.connection.pipeline():
         yield
-
-
-def _array_casts(columns: Sequence[tuple[str, str]]) -> str:
-    return ", ".join(f"CAST(%s AS {POSTGRES_TYPES[kind]}[])" for _, kind in columns)
-
-
-def _arrays(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> list[list]:
-    return [[_adapt(row[n], kind) for row in rows] for n, (_, kind) in enumerate(columns)]
 
 
 def _flat(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> list:

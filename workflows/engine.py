@@ -22,8 +22,8 @@ from workflows import metrics
 from workflows.bulk_sql import (
     from_db_json,
     hot_cursor,
+    rows_table,
     transaction_in_one_round_trip,
-    unnest,
     update_from_values,
 )
 from workflows.conditions import ConditionError
@@ -99,8 +99,8 @@ def _record_and_release(
         if c.ok
         for child in dag_for(uuid.UUID(c.workflow_id)).children.get(c.node_id, ())
     ]
-    outcomes, outcome_params = unnest(OUTCOME_COLUMNS, _outcome_rows(completions), alias="v")
-    edges, edge_params = unnest(
+    outcomes, outcome_params = rows_table(OUTCOME_COLUMNS, _outcome_rows(completions), alias="v")
+    edges, edge_params = rows_table(
         [("e_parent", "int"), ("e_execution", "uuid"), ("e_node", "text")], children, alias="e"
     )
     with hot_cursor() as locking, hot_cursor() as cursor:
@@ -166,8 +166,8 @@ def completions_commit_at_once(completions: list[CompletionMessage]) -> Dispatch
             if not node.static:
                 return None
             children.append((c.task_id, c.execution_id, child, node.config))
-    outcomes, outcome_params = unnest(OUTCOME_COLUMNS, _outcome_rows(unique), alias="v")
-    edges, edge_params = unnest(
+    outcomes, outcome_params = rows_table(OUTCOME_COLUMNS, _outcome_rows(unique), alias="v")
+    edges, edge_params = rows_table(
         [("e_parent", "int"), ("e_execution", "uuid"), ("e_node", "text"), ("e_config", "json")],
         children,
         alias="e",
@@ -260,7 +260,7 @@ def execution_start_at_once(
             configs.append((node_id, resolve(node.config, scope, strict=dag.strict_templates)))
         except (ConditionError, TemplateError):
             return None
-    roots, root_params = unnest([("r_node", "text"), ("r_config", "json")], configs, alias="r")
+    roots, root_params = rows_table([("r_node", "text"), ("r_config", "json")], configs, alias="r")
     now = timezone.now()
     with hot_cursor() as cursor:
         cursor.execute(

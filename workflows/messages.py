@@ -4,8 +4,9 @@ Each entry has two fields: `v` (schema version, "major.minor") and `body` (JSON)
 unknown fields, default missing optional ones, and reject an unknown major version.
 """
 
+import functools
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,8 +60,15 @@ class CompletionMessage:
 
 
 def encode(message: TaskMessage | CompletionMessage) -> dict[str, str]:
-    """Stream fields for XADD."""
-    return {"v": SCHEMA_VERSION, "body": json.dumps(asdict(message), separators=(",", ":"))}
+    """Stream fields for XADD. A shallow dict: `asdict` deep-copies every config and output
+    first, which cost more than the JSON itself on a 5,000-task fan-out."""
+    body = {name: getattr(message, name) for name in _field_names(type(message))}
+    return {"v": SCHEMA_VERSION, "body": json.dumps(body, separators=(",", ":"))}
+
+
+@functools.cache
+def _field_names(kind: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(kind))
 
 
 def decode_task(entry: dict) -> TaskMessage:
@@ -81,7 +89,7 @@ def _decode(entry: dict, kind: type) -> Any:
         raise MessageError(f"message body is not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise MessageError("message body must be a JSON object")
-    known = {f.name for f in fields(kind)}
+    known = _field_names(kind)
     try:
         return kind(**{key: value for key, value in body.items() if key in known})
     except TypeError as exc:

@@ -11,7 +11,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from workflows import engine, runs
-from workflows.bulk_sql import db_uuid, hot_cursor, insert_rows, unnest
+from workflows.bulk_sql import db_uuid, hot_cursor, insert_rows, rows_table
 from workflows.dag import Dag, Limits, check_json_value, parse_workflow
 from workflows.handlers import handler_names
 from workflows.models import Execution, TaskRun, Workflow
@@ -110,7 +110,7 @@ def _insert_new(execution: Execution, dag: Dag, *, workflow: Workflow | None = N
         for node in dag.nodes.values()
     ]
     if connection.vendor == "postgresql":
-        task_runs, task_run_params = unnest(TASK_RUN_COLUMNS, rows, alias="t")
+        task_runs, task_run_params = rows_table(TASK_RUN_COLUMNS, rows, alias="t")
         ctes = ", ".join(f"new_{n} AS ({sql})" for n, (sql, _) in enumerate(inserts))
         with hot_cursor() as cursor:
             cursor.execute(
