@@ -128,7 +128,11 @@ def transaction_in_one_round_trip() -> Iterator[None]:
     """PostgreSQL only: a transaction sent as one pipeline, BEGIN and COMMIT included, whose
     results are read after it (from the cursors used inside). Django's atomic() cannot do this:
     it toggles autocommit, and psycopg syncs a pipeline for that, twice. Run only raw statements
-    inside; on any error the transaction is rolled back and the error is Django's."""
+    inside; on any error the transaction is rolled back and the error is Django's. Inside a
+    caller's transaction it simply takes part in it."""
+    if connection.in_atomic_block:
+        yield
+        return
     connection.ensure_connection()
     pg = connection.connection
     with connection.wrap_database_errors:

@@ -137,7 +137,7 @@ def _recorded(outcomes: str) -> str:
     """The fenced UPDATE of outcomes of RUNNING executions, as a CTE body (the lock is taken)."""
     return (
         f"UPDATE {TASKRUN} SET {OUTCOME_ASSIGNMENTS} FROM {outcomes} "  # noqa: S608
-        f"WHERE {OUTCOME_FENCE} AND EXISTS (SELECT 1 FROM {EXECUTION} x "
+        f"WHERE {_outcome_fence()} AND EXISTS (SELECT 1 FROM {EXECUTION} x "
         "WHERE x.id = v.v_execution AND x.status = 'RUNNING') "
         f"RETURNING {TASKRUN}.id, {TASKRUN}.execution_id, {TASKRUN}.attempt, {TASKRUN}.retry_base, "
         f"{TASKRUN}.config, {TASKRUN}.status"
@@ -373,11 +373,18 @@ OUTCOME_ASSIGNMENTS = (
     "status = v.v_status, output = v.v_output, error = v.v_error, "
     "started_at = v.v_started, finished_at = v.v_finished, worker = v.v_worker"
 )
-# Fencing: only the current attempt of a task still QUEUED or RUNNING is recorded.
-OUTCOME_FENCE = (
-    f"{TASKRUN}.id = v.v_task AND {TASKRUN}.execution_id = v.v_execution "
-    f"AND {TASKRUN}.attempt = v.v_attempt AND {TASKRUN}.status IN ('QUEUED', 'RUNNING')"
-)
+
+
+def _outcome_fence() -> str:
+    """Fencing: only the current attempt of a task still QUEUED or RUNNING is recorded. The task
+    is found by primary key; its execution is compared null-safely, which no index serves, so a
+    planner without statistics cannot pick the execution's index and filter thousands of
+    sibling tasks for every completion (SQLite spells it `IS`)."""
+    same = "IS NOT DISTINCT FROM" if connection.vendor == "postgresql" else "IS"
+    return (
+        f"{TASKRUN}.id = v.v_task AND {TASKRUN}.execution_id {same} v.v_execution "
+        f"AND {TASKRUN}.attempt = v.v_attempt AND {TASKRUN}.status IN ('QUEUED', 'RUNNING')"
+    )
 
 
 def _outcome_rows(completions: list[CompletionMessage]) -> list[tuple]:
@@ -405,7 +412,7 @@ def _record_outcomes(completions: list[CompletionMessage]) -> dict[tuple[int, in
         columns=OUTCOME_COLUMNS,
         rows=_outcome_rows(completions),
         assignments=OUTCOME_ASSIGNMENTS,
-        where=OUTCOME_FENCE,
+        where=_outcome_fence(),
         returning="id, attempt, retry_base, config",
     )
     return {(pk, attempt): (retry_base, from_db_json(config)) for pk, attempt, retry_base, config in returned}
