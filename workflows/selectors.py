@@ -13,6 +13,11 @@ from workflows.streams import get_streams
 MAX_WAIT_SECONDS = 30.0
 
 
+def may_see(user, owner_id) -> bool:
+    """The visibility rule, for raw queries: staff see everything, others what they own."""
+    return user.is_staff or owner_id == user.pk
+
+
 def executions_visible_to(user) -> QuerySet[Execution]:
     """Staff see every execution; other users see their own."""
     queryset = Execution.objects.select_related("workflow")
@@ -52,7 +57,7 @@ def execution_status_for(user, execution_id: uuid.UUID) -> dict | None:
             [db_uuid(execution_id)],
         )
         row = cursor.fetchone()
-    if row is None or not (user.is_staff or row[10] == user.pk):
+    if row is None or not may_see(user, row[10]):
         return None
     node_statuses = dict(from_db_json(row[11]))
     workflow_id, name, status, params, error, total, created, started, finished, deadline, *_ = row
@@ -80,10 +85,17 @@ def execution_status_waiting(user, execution_id: uuid.UUID, wait_seconds: float)
     """Long poll: the status once the execution has ended, or after `wait_seconds` at most,
     whichever comes first. The wait is one blocking Redis read woken by whoever ends it, so a
     client learns of the end at once without polling the database in a loop."""
-    status = execution_status_for(user, execution_id)
-    if status is None or wait_seconds <= 0 or status["status"] in Execution.TERMINAL:
-        return status
-    get_streams().wait_finished(str(execution_id), min(wait_seconds, MAX_WAIT_SECONDS))
+    if wait_seconds > 0:
+        with hot_cursor() as cursor:
+            cursor.execute(
+                f"SELECT status, owner_id FROM {Execution._meta.db_table} WHERE id = %s",  # noqa: S608
+                [db_uuid(execution_id)],
+            )
+            row = cursor.fetchone()
+        if row is None or not may_see(user, row[1]):
+            return None
+        if row[0] not in Execution.TERMINAL:
+            get_streams().wait_finished(str(execution_id), min(wait_seconds, MAX_WAIT_SECONDS))
     return execution_status_for(user, execution_id)
 
 

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from workflows import engine, runs
+from workflows import engine, runs, selectors
 from workflows.bulk_sql import db_uuid, hot_cursor, insert_rows, rows_table
 from workflows.dag import Dag, Limits, check_json_value, parse_workflow
 from workflows.handlers import handler_names
@@ -152,7 +152,7 @@ def execution_to_trigger(*, viewer, raw_id: str) -> Execution:
             [db_uuid(execution_id)],
         )
         row = cursor.fetchone()
-    if row is None or not (viewer.is_staff or row[1] == viewer.pk):
+    if row is None or not selectors.may_see(viewer, row[1]):
         raise NotFound(f"no execution with id {raw_id!r}")
     workflow_id, owner_id, timeout = uuid.UUID(str(row[0])), row[1], row[2]
     execution = Execution.from_db(
