@@ -40,8 +40,12 @@ class Reaper:
 
     def sweep(self) -> dict[str, int]:
         if not self.streams.survived():
-            # Also true on the very first sweep against a fresh Redis (then a no-op later on).
-            log.warning(
+            # Also true on the very first sweep against a fresh Redis: only queued work makes it
+            # worth a warning.
+            queued = TaskRun.objects.filter(
+                status=TaskRun.Status.QUEUED, execution__status=Execution.Status.RUNNING
+            ).exists()
+            (log.warning if queued else log.info)(
                 "redis_epoch_missing", action="re-dispatching queued tasks after one visibility timeout"
             )
             self.streams.ensure_groups()

@@ -13,6 +13,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.utils import timezone
+from structlog.testing import capture_logs
 
 from dlq.models import DeadLetter
 from resilience.reaper import Reaper, ReaperConfig
@@ -286,6 +287,20 @@ def test_sweep_after_redis_lost_its_data_republishes_every_queued_task(streams, 
     [task] = stream_tasks(streams)
     assert task.task_id == task_run(execution, "start").pk
     assert sweeper.sweep()["republished"] == 0
+
+
+@pytest.mark.parametrize("work_in_flight", [True, False], ids=["queued-work", "fresh-start"])
+def test_a_missing_epoch_warns_only_when_queued_work_may_have_been_lost(
+    streams, start_workflow, work_in_flight
+):
+    if work_in_flight:
+        start_workflow(LINEAR)
+
+    with capture_logs() as logs:
+        reaper(streams).sweep()
+
+    [event] = [e for e in logs if e["event"] == "redis_epoch_missing"]
+    assert event["log_level"] == ("warning" if work_in_flight else "info")
 
 
 def test_after_redis_lost_its_data_a_running_task_reclaimed_by_its_worker_is_not_republished(
