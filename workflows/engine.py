@@ -134,11 +134,13 @@ def _record_and_release(
 
 
 def _recorded(outcomes: str) -> str:
-    """The fenced UPDATE of outcomes of RUNNING executions, as a CTE body (the lock is taken)."""
+    """The fenced UPDATE of outcomes of RUNNING executions, as a CTE body (the lock is taken).
+    The execution's status is a scalar subquery, one primary-key lookup per row: as EXISTS, the
+    planner turned it into a hash of every RUNNING execution, O(executions) per batch."""
     return (
         f"UPDATE {TASKRUN} SET {OUTCOME_ASSIGNMENTS} FROM {outcomes} "  # noqa: S608
-        f"WHERE {_outcome_fence()} AND EXISTS (SELECT 1 FROM {EXECUTION} x "
-        "WHERE x.id = v.v_execution AND x.status = 'RUNNING') "
+        f"WHERE {_outcome_fence()} AND (SELECT x.status FROM {EXECUTION} x "
+        "WHERE x.id = v.v_execution) = 'RUNNING' "
         f"RETURNING {TASKRUN}.id, {TASKRUN}.execution_id, {TASKRUN}.attempt, {TASKRUN}.retry_base, "
         f"{TASKRUN}.config, {TASKRUN}.status"
     )
