@@ -24,6 +24,10 @@ POSTGRES_TYPES = {
     "uuid": "uuid",
     "timestamp": "timestamptz",
 }
+# The hot statements join a batch of rows to tables that can be huge; each has an index path.
+# Before the planner has statistics (a new database, tables that just grew) it may pick a
+# sequential scan per row of the batch instead, and a prepared plan keeps that choice.
+INDEX_PATHS_ONLY = "SET LOCAL enable_seqscan = off"
 # SQLite caps a statement at 32,766 parameters.
 SQLITE_CHUNK_ROWS = 1000
 
@@ -126,7 +130,8 @@ def hot_cursor() -> Iterator[Any]:
 @contextmanager
 def transaction_in_one_round_trip() -> Iterator[None]:
     """PostgreSQL only: a transaction sent as one pipeline, BEGIN and COMMIT included, whose
-    results are read after it (from the cursors used inside). Django's atomic() cannot do this:
+    results are read after it (from the cursors used inside), planned with index paths only
+    (`INDEX_PATHS_ONLY`). Django's atomic() cannot do this:
     it toggles autocommit, and psycopg syncs a pipeline for that, twice. Run only raw statements
     inside; on any error the transaction is rolled back and the error is Django's. Inside a
     caller's transaction it simply takes part in it."""
@@ -139,11 +144,21 @@ def transaction_in_one_round_trip() -> Iterator[None]:
         try:
             with pg.pipeline():
                 pg.execute("BEGIN")
+                pg.execute(INDEX_PATHS_ONLY)
                 yield
                 pg.execute("COMMIT")
         finally:
             if pg.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 pg.rollback()
+
+
+def index_paths_only() -> None:
+    """For the rest of the current transaction, plan with index paths only (`INDEX_PATHS_ONLY`).
+    No round trip of its own when pipelined."""
+    if connection.vendor == "postgresql":
+        connection.ensure_connection()
+        with connection.wrap_database_errors:
+            connection.connection.execute(INDEX_PATHS_ONLY)
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from workflows import metrics
 from workflows.bulk_sql import (
     from_db_json,
     hot_cursor,
+    index_paths_only,
     rows_table,
     transaction_in_one_round_trip,
     update_from_values,
@@ -51,6 +52,7 @@ OPEN_TASK_STATES = (TaskRun.Status.PENDING, TaskRun.Status.QUEUED, TaskRun.Statu
 def completions_apply(completions: list[CompletionMessage]) -> Dispatch:
     """Record a batch of outcomes; return what to publish once the transaction commits."""
     unique = list({(c.task_id, c.attempt): c for c in completions}.values())
+    index_paths_only()
     released = None
     if connection.vendor == "postgresql" and all(c.workflow_id for c in unique):
         runs, accepted, released = _record_and_release(unique)
@@ -265,16 +267,17 @@ def execution_start_at_once(
     roots, root_params = rows_table([("r_node", "text"), ("r_config", "json")], configs, alias="r")
     now = timezone.now()
     with hot_cursor() as cursor:
-        cursor.execute(
-            f"WITH started AS (UPDATE {EXECUTION} SET status = 'RUNNING', started_at = %s, params = %s, "  # noqa: S608
-            "deadline = %s WHERE id = %s AND status = 'PENDING' RETURNING id), "
-            f"queued AS (UPDATE {TASKRUN} SET status = 'QUEUED', attempt = attempt + 1, "
-            f"config = r.r_config, queued_at = %s FROM {roots}, started "
-            f"WHERE {TASKRUN}.execution_id = started.id AND {TASKRUN}.node_id = r.r_node "
-            f"AND {TASKRUN}.status = 'PENDING' RETURNING {TASKRUN}.id, {TASKRUN}.node_id, {TASKRUN}.attempt) "
-            "SELECT queued.id, queued.node_id, queued.attempt FROM started LEFT JOIN queued ON true",
-            [now, json.dumps(params), deadline, execution_id, now, *root_params],
-        )
+        with transaction_in_one_round_trip():
+            cursor.execute(
+                f"WITH started AS (UPDATE {EXECUTION} SET status = 'RUNNING', started_at = %s, params = %s, "  # noqa: S608
+                "deadline = %s WHERE id = %s AND status = 'PENDING' RETURNING id), "
+                f"queued AS (UPDATE {TASKRUN} SET status = 'QUEUED', attempt = attempt + 1, "
+                f"config = r.r_config, queued_at = %s FROM {roots}, started "
+                f"WHERE {TASKRUN}.execution_id = started.id AND {TASKRUN}.node_id = r.r_node "
+                f"AND {TASKRUN}.status = 'PENDING' RETURNING {TASKRUN}.id, {TASKRUN}.node_id, {TASKRUN}.attempt) "
+                "SELECT queued.id, queued.node_id, queued.attempt FROM started LEFT JOIN queued ON true",
+                [now, json.dumps(params), deadline, execution_id, now, *root_params],
+            )
         rows = cursor.fetchall()
     if not rows:
         return None
