@@ -105,23 +105,20 @@ def _record_and_release(
     edges, edge_params = rows_table(
         [("e_parent", "int"), ("e_execution", "uuid"), ("e_node", "text")], children, alias="e"
     )
-    with hot_cursor() as locking, hot_cursor() as cursor:
-        select_runs(locking, sorted({uuid.UUID(c.execution_id) for c in completions}), lock=True)
-        cursor.execute(
-            f"WITH recorded AS ({_recorded(outcomes)}), "  # noqa: S608
-            f"released AS (UPDATE {TASKRUN} SET pending_dependencies = pending_dependencies - r.n "
-            f"FROM (SELECT e_execution, e_node, count(*) AS n FROM {edges} JOIN recorded "
-            "ON recorded.id = e.e_parent AND recorded.status = 'COMPLETED' GROUP BY e_execution, e_node) r "
-            f"WHERE {TASKRUN}.execution_id = r.e_execution AND {TASKRUN}.node_id = r.e_node "
-            f"RETURNING {TASKRUN}.id, {TASKRUN}.execution_id, {TASKRUN}.node_id, "
-            f"{TASKRUN}.pending_dependencies, {TASKRUN}.status, {TASKRUN}.attempt) "
-            "SELECT true, id, attempt, retry_base, config, NULL::uuid, NULL, NULL::int, NULL FROM recorded "
-            "UNION ALL SELECT false, id, attempt, NULL, NULL, execution_id, node_id, pending_dependencies, "
-            "status FROM released",
-            outcome_params + edge_params,
-        )
-        runs = runs_from(locking.fetchall())
-        rows = cursor.fetchall()
+    runs, rows = _lock_then(
+        completions,
+        f"WITH recorded AS ({_recorded(outcomes)}), "  # noqa: S608
+        f"released AS (UPDATE {TASKRUN} SET pending_dependencies = pending_dependencies - r.n "
+        f"FROM (SELECT e_execution, e_node, count(*) AS n FROM {edges} JOIN recorded "
+        "ON recorded.id = e.e_parent AND recorded.status = 'COMPLETED' GROUP BY e_execution, e_node) r "
+        f"WHERE {TASKRUN}.execution_id = r.e_execution AND {TASKRUN}.node_id = r.e_node "
+        f"RETURNING {TASKRUN}.id, {TASKRUN}.execution_id, {TASKRUN}.node_id, "
+        f"{TASKRUN}.pending_dependencies, {TASKRUN}.status, {TASKRUN}.attempt) "
+        "SELECT true, id, attempt, retry_base, config, NULL::uuid, NULL, NULL::int, NULL FROM recorded "
+        "UNION ALL SELECT false, id, attempt, NULL, NULL, execution_id, node_id, pending_dependencies, "
+        "status FROM released",
+        outcome_params + edge_params,
+    )
     accepted = {
         (pk, attempt): (retry_base, from_db_json(config))
         for is_outcome, pk, attempt, retry_base, config, *_ in rows
@@ -133,6 +130,17 @@ def _record_and_release(
         if not is_outcome and pending == 0 and status == TaskRun.Status.PENDING
     ]
     return runs, accepted, ready
+
+
+def _lock_then(completions: list[CompletionMessage], sql: str, params: list) -> tuple[dict[str, Run], list]:
+    """Lock the completions' executions (in id order), then run one statement, pipelined after
+    the lock: one round trip, in a transaction of its own when called outside one, otherwise in
+    the caller's. Returns the locked runs and the statement's rows."""
+    with hot_cursor() as locking, hot_cursor() as cursor:
+        with transaction_in_one_round_trip():
+            select_runs(locking, sorted({uuid.UUID(c.execution_id) for c in completions}), lock=True)
+            cursor.execute(sql, params)
+        return runs_from(locking.fetchall()), cursor.fetchall()
 
 
 def _recorded(outcomes: str) -> str:
@@ -177,35 +185,31 @@ def completions_commit_at_once(completions: list[CompletionMessage]) -> Dispatch
         alias="e",
     )
     ready_when = f"CASE WHEN {BECOMES_READY} THEN"
-    with hot_cursor() as locking, hot_cursor() as cursor:
-        with transaction_in_one_round_trip():
-            select_runs(locking, sorted({uuid.UUID(c.execution_id) for c in unique}), lock=True)
-            cursor.execute(
-                f"WITH recorded AS ({_recorded(outcomes)}), "  # noqa: S608
-                f"released AS (UPDATE {TASKRUN} SET pending_dependencies = pending_dependencies - r.n, "
-                f"status = {ready_when} 'QUEUED' ELSE status END, "
-                f"attempt = {ready_when} attempt + 1 ELSE attempt END, "
-                f"config = {ready_when} r.e_config ELSE config END, "
-                f"queued_at = {ready_when} now() ELSE queued_at END "
-                "FROM (SELECT e_execution, e_node, count(*) AS n, (array_agg(e_config))[1] AS e_config "
-                f"FROM {edges} JOIN recorded ON recorded.id = e.e_parent GROUP BY e_execution, e_node) r "
-                f"WHERE {TASKRUN}.execution_id = r.e_execution AND {TASKRUN}.node_id = r.e_node "
-                f"RETURNING {TASKRUN}.id, {TASKRUN}.execution_id, {TASKRUN}.node_id, {TASKRUN}.attempt, "
-                f"{TASKRUN}.status, {TASKRUN}.pending_dependencies), "
-                f"counted AS (UPDATE {EXECUTION} SET "
-                "unfinished_tasks = GREATEST(unfinished_tasks - c.n, 0), "
-                "status = CASE WHEN unfinished_tasks <= c.n THEN 'COMPLETED' ELSE status END, "
-                "finished_at = CASE WHEN unfinished_tasks <= c.n THEN now() ELSE finished_at END "
-                "FROM (SELECT execution_id AS c_execution, count(*) AS n FROM recorded GROUP BY 1) c "
-                f"WHERE {EXECUTION}.id = c.c_execution RETURNING {EXECUTION}.id, {EXECUTION}.status) "
-                "SELECT 'r', id, attempt, NULL::uuid, NULL::varchar, NULL::varchar FROM recorded "
-                "UNION ALL SELECT 'c', id, attempt, execution_id, node_id, status FROM released "
-                "WHERE status = 'QUEUED' AND pending_dependencies = 0 "
-                "UNION ALL SELECT 'x', NULL, NULL, id, NULL, status FROM counted",
-                outcome_params + edge_params,
-            )
-        runs = runs_from(locking.fetchall())
-        rows = cursor.fetchall()
+    runs, rows = _lock_then(
+        unique,
+        f"WITH recorded AS ({_recorded(outcomes)}), "  # noqa: S608
+        f"released AS (UPDATE {TASKRUN} SET pending_dependencies = pending_dependencies - r.n, "
+        f"status = {ready_when} 'QUEUED' ELSE status END, "
+        f"attempt = {ready_when} attempt + 1 ELSE attempt END, "
+        f"config = {ready_when} r.e_config ELSE config END, "
+        f"queued_at = {ready_when} now() ELSE queued_at END "
+        "FROM (SELECT e_execution, e_node, count(*) AS n, (array_agg(e_config))[1] AS e_config "
+        f"FROM {edges} JOIN recorded ON recorded.id = e.e_parent GROUP BY e_execution, e_node) r "
+        f"WHERE {TASKRUN}.execution_id = r.e_execution AND {TASKRUN}.node_id = r.e_node "
+        f"RETURNING {TASKRUN}.id, {TASKRUN}.execution_id, {TASKRUN}.node_id, {TASKRUN}.attempt, "
+        f"{TASKRUN}.status, {TASKRUN}.pending_dependencies), "
+        f"counted AS (UPDATE {EXECUTION} SET "
+        "unfinished_tasks = GREATEST(unfinished_tasks - c.n, 0), "
+        "status = CASE WHEN unfinished_tasks <= c.n THEN 'COMPLETED' ELSE status END, "
+        "finished_at = CASE WHEN unfinished_tasks <= c.n THEN now() ELSE finished_at END "
+        "FROM (SELECT execution_id AS c_execution, count(*) AS n FROM recorded GROUP BY 1) c "
+        f"WHERE {EXECUTION}.id = c.c_execution RETURNING {EXECUTION}.id, {EXECUTION}.status) "
+        "SELECT 'r', id, attempt, NULL::uuid, NULL::varchar, NULL::varchar FROM recorded "
+        "UNION ALL SELECT 'c', id, attempt, execution_id, node_id, status FROM released "
+        "WHERE status = 'QUEUED' AND pending_dependencies = 0 "
+        "UNION ALL SELECT 'x', NULL, NULL, id, NULL, status FROM counted",
+        outcome_params + edge_params,
+    )
     accepted = {(pk, attempt) for kind, pk, attempt, *_ in rows if kind == "r"}
     live = [c for c in unique if _is_live(c, runs)]
     recorded = [c for c in live if (c.task_id, c.attempt) in accepted]
