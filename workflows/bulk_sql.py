@@ -1,8 +1,10 @@
 """Raw SQL for the hot paths, portable between PostgreSQL and SQLite: set-based
-UPDATE ... FROM (VALUES ...) RETURNING, and reading raw values back.
+UPDATE ... FROM <rows> RETURNING and INSERT ... SELECT <rows>, prepared statements, pipelined
+transactions, and reading raw values back.
 
 The orchestrator changes many rows per batch, each with its own values; one statement per batch
-instead of one per row is what keeps the hot path O(round trips per batch), not per task.
+instead of one per row is what keeps the hot path O(round trips per batch), not per task. On
+PostgreSQL the rows travel as one JSON document (`rows_table`); on SQLite as a VALUES list.
 """
 
 import json
@@ -16,7 +18,7 @@ import psycopg
 from django.db import connection
 from django.utils.dateparse import parse_datetime
 
-# Column kinds and their PostgreSQL types, so VALUES and arrays are typed explicitly.
+# Column kinds and their PostgreSQL types, so the rows of a batch are typed explicitly.
 POSTGRES_TYPES = {
     "int": "bigint",
     "text": "text",
@@ -131,10 +133,10 @@ def hot_cursor() -> Iterator[Any]:
 def transaction_in_one_round_trip() -> Iterator[None]:
     """PostgreSQL only: a transaction sent as one pipeline, BEGIN and COMMIT included, whose
     results are read after it (from the cursors used inside), planned with index paths only
-    (`INDEX_PATHS_ONLY`). Django's atomic() cannot do this:
-    it toggles autocommit, and psycopg syncs a pipeline for that, twice. Run only raw statements
-    inside; on any error the transaction is rolled back and the error is Django's. Inside a
-    caller's transaction it simply takes part in it."""
+    (`INDEX_PATHS_ONLY`). Django's atomic() cannot do this: it toggles autocommit, and psycopg
+    syncs a pipeline for that, twice. Run only raw statements inside; on any error the
+    transaction is rolled back and the error is Django's. Inside a caller's transaction it
+    simply takes part in it."""
     if connection.in_atomic_block:
         yield
         return
