@@ -169,36 +169,30 @@ def execution_trigger(*, execution: Execution, params: dict) -> Execution:
     timeout = execution.workflow.timeout_seconds
     deadline = now + timedelta(seconds=timeout) if timeout else None
     messages = engine.execution_start_at_once(execution.id, execution.workflow_id, params, deadline)
-    if messages is not None:
-        # Runs at once in autocommit; inside a caller's transaction, once it commits.
-        streams = get_streams()
-        transaction.on_commit(lambda: streams.publish_tasks(messages), robust=True)
-        execution.status, execution.params = Execution.Status.RUNNING, params
-        execution.started_at, execution.deadline = now, deadline
-        log.info("execution_triggered", execution_id=str(execution.id), roots=len(messages))
-        return execution
-    with transaction.atomic():
-        run = runs.lock_runs([execution.id]).get(str(execution.id))
-        if run is None:
-            raise NotFound("execution not found")
-        if run.status != Execution.Status.PENDING:
-            raise Conflict(
-                f"execution is {run.status}; only a PENDING execution can be triggered",
-                code="not_pending",
+    run = None
+    if messages is None:  # the general path, under the execution's lock
+        with transaction.atomic():
+            run = runs.lock_runs([execution.id]).get(str(execution.id))
+            if run is None:
+                raise NotFound("execution not found")
+            if run.status != Execution.Status.PENDING:
+                raise Conflict(
+                    f"execution is {run.status}; only a PENDING execution can be triggered",
+                    code="not_pending",
+                )
+            _update_row(
+                execution, status=Execution.Status.RUNNING, started_at=now, params=params, deadline=deadline
             )
-        _update_row(
-            execution, status=Execution.Status.RUNNING, started_at=now, params=params, deadline=deadline
-        )
-        run.status, run.params = Execution.Status.RUNNING, params
-        run.deadline = deadline.timestamp() if deadline else None
-        messages = engine.execution_start(run)
-        streams = get_streams()
-        transaction.on_commit(
-            lambda: streams.publish_tasks(messages, dead_letters=run.dead_letters), robust=True
-        )
+            run.status, run.params = Execution.Status.RUNNING, params
+            run.deadline = deadline.timestamp() if deadline else None
+            messages = engine.execution_start(run)
+    dead_letters = run.dead_letters if run else []
+    streams = get_streams()
+    # Committed by now (or, inside a caller's transaction, published once that commits).
+    transaction.on_commit(lambda: streams.publish_tasks(messages, dead_letters=dead_letters), robust=True)
     log.info("execution_triggered", execution_id=str(execution.id), roots=len(messages))
-    execution.status, execution.params = run.status, params
-    execution.started_at, execution.deadline = now, deadline
+    execution.status = run.status if run else Execution.Status.RUNNING
+    execution.params, execution.started_at, execution.deadline = params, now, deadline
     return execution
 
 
