@@ -13,11 +13,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.db import connection
+
+from tests.databases import runner_database_url
 
 # Registers the test-only handlers in this process too, so the API accepts workflows using them.
 from tests.e2e import handlers  # noqa: F401
@@ -61,17 +61,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         for runner in item.stash.get(RUNNERS, []):
             report.sections.append((f"runner log: {runner.name} (pid {runner.process.pid})", runner.log()))
     return report
-
-
-def runner_database_url() -> str:
-    """pytest-django's test database (test_<name>), as a DATABASE_URL for the children."""
-    db = connection.settings_dict
-    credentials = quote(db["USER"] or "postgres")
-    if db.get("PASSWORD"):
-        credentials += ":" + quote(db["PASSWORD"])
-    host = db["HOST"] or "127.0.0.1"
-    port = db["PORT"] or 5432
-    return f"postgres://{credentials}@{host}:{port}/{quote(db['NAME'])}"
 
 
 def runner_environment(stream_prefix: str) -> dict[str, str]:

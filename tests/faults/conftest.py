@@ -7,12 +7,12 @@ recovery path (reclaim, re-publish, retry, circuit reset) happens within seconds
 
 import os
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.test import override_settings
+
+from tests.databases import runner_database_url
 
 # Registers the test handlers in this process too, so the API accepts workflows that use them.
 from tests.faults import handlers  # noqa: F401
@@ -46,15 +46,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             text = path.read_text(errors="replace") if path.exists() else "(no log)"
             report.sections.append((f"server log: {path}", text[-6000:]))
     return report
-
-
-def runner_database_url() -> str:
-    """pytest-django's test database, as a URL for the children."""
-    db = connection.settings_dict
-    credentials = quote(db["USER"] or "postgres")
-    if db.get("PASSWORD"):
-        credentials += ":" + quote(db["PASSWORD"])
-    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{quote(db['NAME'])}"
 
 
 @pytest.fixture
