@@ -29,6 +29,7 @@ BACKENDS = ("engine-pg", "engine-embedded", "celery")
 SHAPE_ERRORS = (ApiError, StackError, subprocess.TimeoutExpired, OSError, ValueError, KeyError)
 OTHER_LOAD_WARNING = 0.05
 START_ATTEMPTS = 2
+WARM_UP_WORKFLOWS = 150
 LOG_MARKERS = (
     '"level": "critical"',
     '"level": "error"',
@@ -165,12 +166,19 @@ def run_backend_once(name: str, options: Options, record: dict, log_dir: Path) -
 
 
 def warm_up(stack) -> None:
-    """Imports, connections and consumer groups in place before anything is timed."""
+    """Imports, connections and consumer groups in place before anything is timed: one wide
+    workflow, then a short load from every client, so each API thread has its database
+    connection and its prepared statements (as an API that has been serving for a while)."""
     if isinstance(stack, CeleryStack):
         return  # `ready` already ran a chain end to end
     outcome = stack.client.run_to_end(fan_out_in(20), poll=0.05, timeout=90)
     if outcome["status"] != "COMPLETED":
         raise StackError(f"warm-up workflow ended {outcome['status']}: {outcome.get('progress')}")
+    load = stack.client.load(
+        workflows=WARM_UP_WORKFLOWS, clients=shapes.LOAD_CLIENTS, poll=shapes.LOAD_POLL, timeout=90
+    )
+    if load.statuses.get("COMPLETED") != WARM_UP_WORKFLOWS:
+        raise StackError(f"warm-up load: {dict(load.statuses)}; {load.errors[:3]}")
 
 
 def run_once(name, stack, meter: RoleMeter, plan, supervisor: Supervisor, index: int, runs: int) -> dict:
