@@ -38,7 +38,7 @@ def dead_letter_retry(*, dead_letter_id: int, user, note: str = "") -> DeadLette
         )
         if run.status == Execution.Status.FAILED:
             _resume_execution(run, now)
-            transaction.on_commit(lambda: get_streams().forget_finished(str(run.id)), robust=True)
+            transaction.on_commit(lambda: get_streams().resume(str(run.id)), robust=True)
         ready = TaskRun.objects.filter(
             execution_id=run.id, status=TaskRun.Status.PENDING, pending_dependencies=0
         ).values_list("id", "node_id", "attempt")
@@ -84,6 +84,8 @@ def dead_letter_discard(*, dead_letter_id: int, user, note: str = "") -> DeadLet
                 letter.node_id, {"code": letter.code, "category": letter.category, "message": letter.message}
             )
             engine.finish_runs([run])
+            # As any failure: the resumed siblings still out there are dropped or stopped.
+            transaction.on_commit(lambda: get_streams().set_cancelled(str(run.id)), robust=True)
         _resolve(letter, DeadLetter.Status.DISCARDED, user, note, timezone.now())
     log.info("dead_letter_discarded", dead_letter_id=dead_letter_id)
     return letter

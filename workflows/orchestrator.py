@@ -70,6 +70,7 @@ class Orchestrator:
             delayed=dispatch.delayed,
             dead_letters=dispatch.dead_letters,
             finished=dispatch.finished,
+            stopped=dispatch.stopped,
         )
         return len(entries)
 
@@ -112,8 +113,5 @@ def _apply_one_by_one(completions: list[CompletionMessage]) -> runs.Dispatch:
                 # Left QUEUED in the database: the reaper re-dispatches it later.
                 log.error("completion_dropped", task_id=completion.task_id, error=str(again))
                 continue
-        merged.tasks += dispatch.tasks
-        merged.delayed += dispatch.delayed
-        merged.dead_letters += dispatch.dead_letters
-        merged.finished += dispatch.finished
+        merged.extend(dispatch)
     return merged

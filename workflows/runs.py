@@ -140,12 +140,22 @@ class Dispatch:
     delayed: list[tuple[TaskMessage, float]] = field(default_factory=list)
     dead_letters: list[dict] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)  # executions that ended: wake their waiters
+    stopped: list[str] = field(default_factory=list)  # executions that failed: workers stop their tasks
 
     def without_failed(self, runs: dict[str, Run]) -> "Dispatch":
-        """Drop tasks and retries of executions that failed in this same transaction."""
+        """Drop tasks and retries of executions that failed in this same transaction, and have
+        workers drop or stop the tasks of theirs already out there."""
         alive = [t for t in self.tasks if runs[t.execution_id].failure is None]
         retries = [(t, due) for t, due in self.delayed if runs[t.execution_id].failure is None]
-        return Dispatch(alive, retries, self.dead_letters, self.finished)
+        stopped = [execution_id for execution_id, run in runs.items() if run.failure is not None]
+        return Dispatch(alive, retries, self.dead_letters, self.finished, stopped)
+
+    def extend(self, other: "Dispatch") -> None:
+        self.tasks += other.tasks
+        self.delayed += other.delayed
+        self.dead_letters += other.dead_letters
+        self.finished += other.finished
+        self.stopped += other.stopped
 
 
 def task_message(run: Run, node_id: str, pk: int, attempt: int, config: dict) -> TaskMessage:

@@ -193,15 +193,17 @@ class Streams:
         delayed: Sequence[tuple[TaskMessage, float]] = (),
         dead_letters: Sequence[dict] = (),
         finished: Sequence[str] = (),
+        stopped: Sequence[str] = (),
     ) -> None:
-        """XADD ready tasks, schedule delayed ones, emit DLQ events, wake whoever waits for the
-        executions that ended, then ack+delete the completions that produced all this: one
-        MULTI, one round trip."""
-        if not (tasks or ack_completions or delayed or dead_letters or finished):
+        """XADD ready tasks, schedule delayed ones, emit DLQ events, flag the executions that
+        failed (workers drop and stop their tasks), wake whoever waits for the executions that
+        ended, then ack+delete the completions that produced all this: one MULTI, one round trip."""
+        if not (tasks or ack_completions or delayed or dead_letters or finished or stopped):
             return
         pipe = self.client.pipeline(transaction=True)
         self._add_tasks(pipe, tasks)
         self._schedule(pipe, delayed)
+        self._stop(pipe, stopped)
         self._announce_finished(pipe, finished)
         for event in dead_letters:
             pipe.xadd(self.dlq, event, maxlen=DLQ_STREAM_MAXLEN, approximate=True)
@@ -224,9 +226,10 @@ class Streams:
             pipe.xadd(key, {"v": SCHEMA_VERSION}, maxlen=1, approximate=False)
             pipe.expire(key, FINISHED_TTL_SECONDS)
 
-    def forget_finished(self, execution_id: str) -> None:
-        """The execution runs again (a dead letter retried): waiters must wait for the new end."""
-        self.client.delete(self.finished_key(execution_id))
+    def resume(self, execution_id: str) -> None:
+        """The execution runs again (a dead letter retried): workers run its tasks again (no stop
+        flag), and waiters wait for its new end."""
+        self.client.delete(self.cancel_key(execution_id), self.finished_key(execution_id))
 
     def wait_finished(self, execution_id: str, timeout_seconds: float) -> bool:
         """Block until the execution is announced finished, at most `timeout_seconds`; one
@@ -470,11 +473,17 @@ class Streams:
 
     # Cancel flags and state shown to operators.
     def set_cancelled(self, execution_id: str) -> None:
-        """The execution was stopped (cancel, timeout): workers drop its tasks, waiters wake."""
+        """The execution was stopped (cancel, timeout, failure): workers drop its tasks, waiters
+        wake."""
         pipe = self.client.pipeline(transaction=True)
-        pipe.set(self.cancel_key(execution_id), 1, ex=CANCEL_FLAG_TTL_SECONDS)
+        self._stop(pipe, [execution_id])
         self._announce_finished(pipe, [execution_id])
         pipe.execute()
+
+    def _stop(self, pipe, execution_ids: Iterable[str]) -> None:
+        # Admission refuses flagged executions' tasks; the watchdog stops those running.
+        for execution_id in execution_ids:
+            pipe.set(self.cancel_key(execution_id), 1, ex=CANCEL_FLAG_TTL_SECONDS)
 
     def cancelled_executions(self, execution_ids: Iterable[str]) -> set[str]:
         """Which of these executions carry a cancel flag; one round trip."""

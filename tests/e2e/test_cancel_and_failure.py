@@ -119,3 +119,33 @@ def test_a_handler_failure_fails_the_execution_and_cancels_downstream(api, opera
         "simulated_failure",
         "OPEN",
     )
+
+
+def test_a_failure_stops_the_rest_of_the_execution(api, streams):
+    """A node that fails for good ends the execution, and the work still out there stops: a
+    ten-minute sibling is stopped by its worker (or dropped before it starts)."""
+    execution_id = api.run(
+        {
+            "name": "fails beside a long task",
+            "dag": {
+                "nodes": [
+                    {"id": "start", "handler": "input", "dependencies": [], "config": {}},
+                    {
+                        "id": "broken",
+                        "handler": "input",
+                        "dependencies": ["start"],
+                        "config": {"simulate_failure": True},
+                        "retry": {"max_attempts": 1},
+                    },
+                    {"id": "long", "handler": "delay", "dependencies": ["start"], "config": {"seconds": 600}},
+                ]
+            },
+        }
+    )
+
+    final = api.wait_for_end(execution_id)
+    assert final["status"] == "FAILED"
+    assert final["node_statuses"] == {"start": "COMPLETED", "broken": "FAILED", "long": "CANCELLED"}
+    # Acked without a completion once stopped; were it still sleeping, its entry would be pending.
+    api.wait_until(lambda: streams_empty(streams), what="the long task to be stopped")
+    assert api.tasks(execution_id)["long"]["output"] is None

@@ -238,6 +238,26 @@ def test_no_retry_is_scheduled_for_an_execution_that_failed_in_the_same_batch(
     assert delayed(streams) == {}
 
 
+def verdict(streams, entry, consumer: str = "worker-2") -> str:
+    """What admission says to a worker that reads this entry now."""
+    [admission] = streams.admit([entry.message], consumer, claim_ms=1000, probe_seconds=1)
+    return admission.verdict
+
+
+def test_a_failure_has_workers_drop_and_stop_the_rest_of_its_execution(
+    streams, start_workflow, worker, orchestrate
+):
+    execution = start_workflow(FORK)
+    entries = worker.take()
+    worker.fail(entries["left"], permanent=True)
+    orchestrate()
+
+    # `right` went out before the failure: read again, it is dropped; while it runs, the
+    # worker's watchdog sees the flag and stops it.
+    assert verdict(streams, entries["right"]) == "cancelled"
+    assert streams.cancelled_executions([str(execution.id)]) == {str(execution.id)}
+
+
 # --- DLQ triage ------------------------------------------------------------------------------
 
 
@@ -382,3 +402,23 @@ def test_two_dead_letters_from_one_batch_can_both_be_retried(start_workflow, wor
         "right": TaskRun.Status.QUEUED,
         "join": TaskRun.Status.PENDING,
     }
+
+
+def test_discarding_the_other_dead_letter_of_a_resumed_execution_stops_it_again(
+    streams, start_workflow, worker, orchestrate, operator
+):
+    execution = start_workflow(FORK)
+    entries = worker.take()
+    for node in ("left", "right"):
+        worker.fail(entries[node], permanent=True)
+    orchestrate()
+    left, right = DeadLetter.objects.order_by("node_id")
+    dead_letter_retry(dead_letter_id=left.pk, user=operator)
+    requeued = worker.take()
+    assert set(requeued) == {"left"}  # the retry lifted the stop: `left` runs again
+
+    dead_letter_discard(dead_letter_id=right.pk, user=operator)
+
+    execution.refresh_from_db()
+    assert execution.status == Execution.Status.FAILED
+    assert verdict(streams, requeued["left"]) == "cancelled"
