@@ -144,14 +144,4 @@ def _poison(task, consumer: str, deliveries: int) -> CompletionMessage:
         f"task was delivered {deliveries} times and never completed (it may crash its worker)",
         permanent=True,
     )
-    return CompletionMessage(
-        task_id=task.task_id,
-        execution_id=task.execution_id,
-        node_id=task.node_id,
-        attempt=task.attempt,
-        workflow_id=task.workflow_id,
-        ok=False,
-        error=error,
-        exhausted=True,
-        worker=consumer,
-    )
+    return CompletionMessage.for_task(task, ok=False, error=error, exhausted=True, worker=consumer)

@@ -116,12 +116,8 @@ class FakeWorker:
     def _report(self, entry, **outcome) -> CompletionMessage:
         task = entry.message
         now = time.time()
-        message = CompletionMessage(
-            task_id=task.task_id,
-            execution_id=task.execution_id,
-            node_id=task.node_id,
-            attempt=task.attempt,
-            workflow_id=task.workflow_id,
+        message = CompletionMessage.for_task(
+            task,
             started_at=now - 0.01,
             finished_at=now,
             worker=self.consumer,

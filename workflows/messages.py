@@ -58,6 +58,19 @@ class CompletionMessage:
     worker: str = ""
     workflow_id: str | None = None  # copied from the task
 
+    @classmethod
+    def for_task(cls, task: TaskMessage, **outcome) -> "CompletionMessage":
+        """The outcome of `task`, carrying the task's identity (and its workflow for the
+        orchestrator); `outcome` holds the rest and may override any of it."""
+        identity = {
+            "task_id": task.task_id,
+            "execution_id": task.execution_id,
+            "node_id": task.node_id,
+            "attempt": task.attempt,
+            "workflow_id": task.workflow_id,
+        }
+        return cls(**{**identity, **outcome})
+
 
 def encode(message: TaskMessage | CompletionMessage) -> dict[str, str]:
     """Stream fields for XADD. A shallow dict: `asdict` deep-copies every config and output

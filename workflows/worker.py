@@ -274,13 +274,8 @@ class Worker:
         return self._completion(running, ok=False, error=detail)
 
     def _completion(self, running: Running, **outcome) -> CompletionMessage:
-        task = running.task
-        return CompletionMessage(
-            task_id=task.task_id,
-            execution_id=task.execution_id,
-            node_id=task.node_id,
-            attempt=task.attempt,
-            workflow_id=task.workflow_id,
+        return CompletionMessage.for_task(
+            running.task,
             started_at=running.started,
             finished_at=time.time(),
             worker=self.consumer,
