@@ -21,14 +21,12 @@ PAGE_SIZE = 100
 @login_required
 def execution_list(request):
     """Newest executions first, filterable by status; the page refreshes itself."""
-    executions = selectors.executions_visible_to(request.user)
-    status = request.GET.get("status", "").upper()
-    if status in Execution.Status.values:
-        executions = executions.filter(status=status)
-    return render(
+    return _status_page(
         request,
         "dashboard/executions.html",
-        {"executions": executions[:PAGE_SIZE], "statuses": Execution.Status.values, "status": status},
+        "executions",
+        selectors.executions_visible_to(request.user),
+        Execution.Status.values,
     )
 
 
@@ -65,14 +63,13 @@ def execution_cancel(request, execution_id):
 @staff_member_required
 def dead_letter_list(request):
     """Open dead letters first; retry or discard each."""
-    status = request.GET.get("status", DeadLetter.Status.OPEN).upper()
-    letters = DeadLetter.objects.select_related("resolved_by")
-    if status in DeadLetter.Status.values:
-        letters = letters.filter(status=status)
-    return render(
+    return _status_page(
         request,
         "dashboard/dlq.html",
-        {"letters": letters[:PAGE_SIZE], "statuses": DeadLetter.Status.values, "status": status},
+        "letters",
+        DeadLetter.objects.select_related("resolved_by"),
+        DeadLetter.Status.values,
+        default=DeadLetter.Status.OPEN,
     )
 
 
@@ -97,3 +94,11 @@ def _visible(request, execution_id) -> Execution:
     if execution is None:
         raise Http404("no such execution")
     return execution
+
+
+def _status_page(request, template: str, name: str, rows, statuses: list[str], default: str = ""):
+    """One page of `rows` as `name`, narrowed by ?status= when it is one of `statuses`."""
+    status = request.GET.get("status", default).upper()
+    if status in statuses:
+        rows = rows.filter(status=status)
+    return render(request, template, {name: rows[:PAGE_SIZE], "statuses": statuses, "status": status})
