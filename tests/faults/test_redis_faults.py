@@ -32,25 +32,23 @@ def assert_completed_once(api, ledger, execution_ids: list[str]) -> None:
         ledger.assert_once(execution_id, list(status["node_statuses"]))
 
 
-def test_redis_restarted_with_its_data_runs_resume(throwaway_redis, fleet, api, ledger):
-    server = throwaway_redis(appendonly=True)
+@pytest.mark.parametrize(
+    "appendonly",
+    [
+        pytest.param(True, id="with its data"),
+        # Streams, groups, claims, done markers, the epoch key: all gone; rebuilt from PostgreSQL.
+        pytest.param(False, id="empty"),
+    ],
+)
+def test_redis_restarted_mid_run_runs_complete_each_effect_once(
+    throwaway_redis, fleet, api, ledger, appendonly
+):
+    server = throwaway_redis(appendonly=appendonly)
     fleet.env["REDIS_URL"] = server.url
     fleet.start_engine(workers=2)
     executions = start_runs(api)
     poll_until(lambda: in_flight(ledger, executions) >= 3, what="several tasks in flight")
 
     server.restart()
-
-    assert_completed_once(api, ledger, executions)
-
-
-def test_redis_restarted_empty_runs_complete_from_postgres(throwaway_redis, fleet, api, ledger):
-    server = throwaway_redis(appendonly=False)
-    fleet.env["REDIS_URL"] = server.url
-    fleet.start_engine(workers=2)
-    executions = start_runs(api)
-    poll_until(lambda: in_flight(ledger, executions) >= 3, what="several tasks in flight")
-
-    server.restart()  # streams, groups, claims, done markers, the epoch key: all gone
 
     assert_completed_once(api, ledger, executions)

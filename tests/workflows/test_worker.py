@@ -13,13 +13,16 @@ EXECUTION_ID = "00000000-0000-0000-0000-000000000001"
 
 
 def task(task_id: int, **fields) -> TaskMessage:
+    """An `input` task of EXECUTION_ID, first attempt; `fields` override or add to that."""
     return TaskMessage(
-        task_id=task_id,
-        execution_id=EXECUTION_ID,
-        node_id=f"n{task_id}",
-        handler="input",
-        attempt=1,
-        **fields,
+        **{
+            "task_id": task_id,
+            "execution_id": EXECUTION_ID,
+            "node_id": f"n{task_id}",
+            "handler": "input",
+            "attempt": 1,
+            **fields,
+        }
     )
 
 
@@ -74,18 +77,7 @@ def test_a_handler_error_is_reported_with_its_classification(streams, worker):
 
 def test_a_task_past_its_timeout_fails_as_timeout_and_frees_its_slot(streams, worker):
     streams.publish_tasks(
-        [
-            TaskMessage(
-                task_id=1,
-                execution_id=EXECUTION_ID,
-                node_id="slow",
-                handler="delay",
-                attempt=1,
-                config={"seconds": 30},
-                timeout_seconds=0.3,
-            ),
-            task(2),
-        ]
+        [task(1, node_id="slow", handler="delay", config={"seconds": 30}, timeout_seconds=0.3), task(2)]
     )
 
     worker.step()
@@ -109,17 +101,7 @@ def not_a_number(config: dict, context) -> dict:
 
 def test_an_async_handler_past_its_timeout_is_reported_as_a_timeout(streams, worker):
     streams.publish_tasks(
-        [
-            TaskMessage(
-                task_id=1,
-                execution_id=EXECUTION_ID,
-                node_id="slow",
-                handler="test_async_sleep",
-                attempt=1,
-                config={"seconds": 30},
-                timeout_seconds=0.3,
-            )
-        ]
+        [task(1, node_id="slow", handler="test_async_sleep", config={"seconds": 30}, timeout_seconds=0.3)]
     )
 
     worker.step()
@@ -129,13 +111,7 @@ def test_an_async_handler_past_its_timeout_is_reported_as_a_timeout(streams, wor
 
 
 def test_an_output_postgresql_cannot_store_is_a_permanent_failure(streams, worker):
-    streams.publish_tasks(
-        [
-            TaskMessage(
-                task_id=1, execution_id=EXECUTION_ID, node_id="nan", handler="test_not_a_number", attempt=1
-            )
-        ]
-    )
+    streams.publish_tasks([task(1, node_id="nan", handler="test_not_a_number")])
 
     worker.step()
 
