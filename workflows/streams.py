@@ -33,61 +33,98 @@ SENT_TTL_SECONDS = 24 * 3600
 FINISHED_TTL_SECONDS = 3600
 DLQ_STREAM_MAXLEN = 10_000
 
-# Admission of one task, atomically: cancelled? already done? running elsewhere? circuit open?
-# over its rate limit? Otherwise claim it for this consumer. Returns {verdict, wait_seconds}.
+# Admission of a read batch, atomically, task by task: cancelled? already done? running
+# elsewhere? circuit open? over its rate limit? Otherwise claim it for this consumer.
+# KEYS per task: cancel flag, done marker, claim, circuit, rate window.
+# ARGV: now, consumer, claim ms, probe seconds, then per task rate limit, window s, wait s.
+# Returns one {verdict, wait_seconds} per task.
 ADMIT = """
-local now = tonumber(ARGV[1])
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'cancelled', '0'} end
-if redis.call('EXISTS', KEYS[2]) == 1 then return {'duplicate', '0'} end
--- Any live claim means this delivery is running (another copy, even in this same batch).
-if redis.call('EXISTS', KEYS[3]) == 1 then return {'busy', '0'} end
-local state = redis.call('HGET', KEYS[4], 'state')
-local reopen = tonumber(redis.call('HGET', KEYS[4], 'until') or '0')
-if (state == 'open' or state == 'half_open') and now < reopen then
-  return {'circuit', tostring(reopen - now)}
+local now, consumer, claim_ms, probe = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
+local function admit(cancel, done, claim, circuit, rate, limit, window, wait)
+  if redis.call('EXISTS', cancel) == 1 then return {'cancelled', '0'} end
+  if redis.call('EXISTS', done) == 1 then return {'duplicate', '0'} end
+  -- Any live claim means this delivery is running (another copy, even in this same batch).
+  if redis.call('EXISTS', claim) == 1 then return {'busy', '0'} end
+  local state = redis.call('HGET', circuit, 'state')
+  local reopen = tonumber(redis.call('HGET', circuit, 'until') or '0')
+  if (state == 'open' or state == 'half_open') and now < reopen then
+    return {'circuit', tostring(reopen - now)}
+  end
+  if limit > 0 then
+    local count = redis.call('INCR', rate)
+    if count == 1 then redis.call('PEXPIRE', rate, math.ceil(window * 2000)) end
+    if count > limit then return {'rate', wait} end
+  end
+  if state == 'open' or state == 'half_open' then
+    -- Reset timeout passed: this task is the half-open probe; others wait until it reports.
+    redis.call('HSET', circuit, 'state', 'half_open', 'until', tostring(now + probe))
+  end
+  redis.call('SET', claim, consumer, 'PX', claim_ms)
+  return {'run', '0'}
 end
-local limit = tonumber(ARGV[4])
-if limit > 0 then
-  local count = redis.call('INCR', KEYS[5])
-  if count == 1 then redis.call('PEXPIRE', KEYS[5], math.ceil(tonumber(ARGV[5]) * 2000)) end
-  if count > limit then return {'rate', ARGV[6]} end
+local verdicts = {}
+for t = 0, #KEYS / 5 - 1 do
+  local k, a = t * 5, 5 + t * 3
+  verdicts[t + 1] = admit(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5],
+    tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2])
 end
-if state == 'open' or state == 'half_open' then
-  -- Reset timeout passed: this task is the half-open probe; others wait until it reports.
-  redis.call('HSET', KEYS[4], 'state', 'half_open', 'until', tostring(now + tonumber(ARGV[7])))
-end
-redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
-return {'run', '0'}
+return verdicts
 """
 
-# Record one outcome in a handler's circuit: success closes it, N consecutive failures (or a
-# failed half-open probe) open it until now + reset timeout.
-CIRCUIT_RECORD = """
-local now = tonumber(ARGV[2])
-if ARGV[1] == '1' then
-  if redis.call('HGET', KEYS[1], 'state') ~= 'closed' or redis.call('HGET', KEYS[1], 'failures') ~= '0' then
-    redis.call('HSET', KEYS[1], 'state', 'closed', 'failures', '0', 'until', '0')
+# A finished batch of tasks, atomically, in one script: per completion XADD it, mark its
+# delivery done, release its claim and sent marker, record its outcome in its handler's circuit
+# (success closes it, N consecutive failures or a failed half-open probe open it until now +
+# reset timeout), and ack+delete its task entry. One EVAL costs the client about half the CPU of
+# the equivalent MULTI of six commands per completion.
+# KEYS: completions, tasks, then per completion done, claim, sent, circuit.
+# ARGV: version, now, threshold, reset seconds, done TTL, workers group, then per completion
+# task entry id, body, outcome ('1' ok, '0' failed, '-' leaves the circuit alone).
+COMPLETE = """
+local now, threshold, reset = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local function record(circuit, ok)
+  if ok then
+    if redis.call('HGET', circuit, 'state') ~= 'closed' or redis.call('HGET', circuit, 'failures') ~= '0' then
+      redis.call('HSET', circuit, 'state', 'closed', 'failures', '0', 'until', '0')
+    end
+    return
   end
-  return 'closed'
+  local failures = redis.call('HINCRBY', circuit, 'failures', 1)
+  local state = redis.call('HGET', circuit, 'state')
+  if state == 'half_open' or failures >= threshold then
+    redis.call('HSET', circuit, 'state', 'open', 'until', tostring(now + reset), 'opened_at', ARGV[2])
+  elseif not state then
+    redis.call('HSET', circuit, 'state', 'closed')
+  end
 end
-local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
-local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'half_open' or failures >= tonumber(ARGV[3]) then
-  redis.call('HSET', KEYS[1], 'state', 'open', 'until', tostring(now + tonumber(ARGV[4])), 'opened_at', ARGV[2])
-  return 'open'
+for i = 7, #ARGV, 3 do
+  local k = 3 + (i - 7) / 3 * 4
+  redis.call('XADD', KEYS[1], '*', 'v', ARGV[1], 'body', ARGV[i + 1])
+  redis.call('SET', KEYS[k], 1, 'EX', ARGV[5])
+  redis.call('DEL', KEYS[k + 1], KEYS[k + 2])
+  if ARGV[i + 2] ~= '-' then record(KEYS[k + 3], ARGV[i + 2] == '1') end
+  redis.call('XACK', KEYS[2], ARGV[6], ARGV[i])
+  redis.call('XDEL', KEYS[2], ARGV[i])
 end
-if not state then redis.call('HSET', KEYS[1], 'state', 'closed') end
-return state or 'closed'
+return (#ARGV - 6) / 3
 """
 
 # XADD tasks and remember each one's entry id under `<prefix>:sent:<task>:<attempt>`, so the
-# reaper can tell a task waiting in a backlog (entry still there) from a lost one.
+# reaper can tell a task waiting in a backlog (entry still there) from a lost one; then ack and
+# delete the entries that produced them (in KEYS[2], read by group ARGV[5]).
+# ARGV: version, sent TTL, prefix, number of entries to ack, group, entry ids, then
+# (member, body) per task.
 PUBLISH = """
-for i = 4, #ARGV, 2 do
+local acks = tonumber(ARGV[4])
+for i = 6 + acks, #ARGV, 2 do
   local id = redis.call('XADD', KEYS[1], '*', 'v', ARGV[1], 'body', ARGV[i + 1])
   redis.call('SET', ARGV[3] .. ':sent:' .. ARGV[i], id, 'EX', ARGV[2])
 end
-return (#ARGV - 3) / 2
+for first = 6, 5 + acks, 1000 do  -- unpack() is bounded by Lua's stack
+  local last = math.min(first + 999, 5 + acks)
+  redis.call('XACK', KEYS[2], ARGV[5], unpack(ARGV, first, last))
+  redis.call('XDEL', KEYS[2], unpack(ARGV, first, last))
+end
+return (#ARGV - 5 - acks) / 2
 """
 
 # Move due delayed tasks into the task stream; atomic, so two reapers never double-dispatch.
@@ -197,26 +234,30 @@ class Streams:
     ) -> None:
         """XADD ready tasks, schedule delayed ones, emit DLQ events, flag the executions that
         failed (workers drop and stop their tasks), wake whoever waits for the executions that
-        ended, then ack+delete the completions that produced all this: one MULTI, one round trip."""
+        ended, then ack+delete the completions that produced all this: atomically, in one round
+        trip (in the common case, tasks and acks only, one script call and no MULTI)."""
         if not (tasks or ack_completions or delayed or dead_letters or finished or stopped):
             return
         pipe = self.client.pipeline(transaction=True)
-        self._add_tasks(pipe, tasks)
+        self._add_tasks(pipe, tasks, acking=(self.completions, ORCHESTRATORS_GROUP, ack_completions))
         self._schedule(pipe, delayed)
         self._stop(pipe, stopped)
         self._announce_finished(pipe, finished)
         for event in dead_letters:
             pipe.xadd(self.dlq, event, maxlen=DLQ_STREAM_MAXLEN, approximate=True)
-        if ack_completions:
-            _ack_and_delete(pipe, self.completions, ORCHESTRATORS_GROUP, *ack_completions)
+        pipe.transaction = len(pipe) > 1  # a script alone is atomic: no MULTI/EXEC around it
         pipe.execute()
 
-    def _add_tasks(self, pipe, tasks: Sequence[TaskMessage]) -> None:
-        if tasks:
-            args: list = [SCHEMA_VERSION, SENT_TTL_SECONDS, self.prefix]
+    def _add_tasks(
+        self, pipe, tasks: Sequence[TaskMessage], *, acking: tuple[str, str, Sequence[bytes]] = ("", "", ())
+    ) -> None:
+        """Publish `tasks` and ack+delete `acking` = (stream, group, entry ids) in one script."""
+        stream, group, entry_ids = acking
+        if tasks or entry_ids:
+            args: list = [SCHEMA_VERSION, SENT_TTL_SECONDS, self.prefix, len(entry_ids), group, *entry_ids]
             for task in tasks:
                 args += [self.delayed_member(task), encode(task)["body"]]
-            _script(pipe, PUBLISH, [self.tasks], args)
+            _script(pipe, PUBLISH, [self.tasks, stream or self.tasks], args)
 
     def _announce_finished(self, pipe, execution_ids: Iterable[str]) -> None:
         # One entry per execution in a short-lived stream of its own: waiters that arrive after
@@ -243,8 +284,7 @@ class Streams:
         """Hand a task back to the stream as a new entry (reclaimed or drained) and drop the old
         one and its claim, atomically."""
         pipe = self.client.pipeline(transaction=True)
-        self._add_tasks(pipe, [task])
-        _ack_and_delete(pipe, self.tasks, WORKERS_GROUP, entry_id)
+        self._add_tasks(pipe, [task], acking=(self.tasks, WORKERS_GROUP, [entry_id]))
         pipe.delete(self.claim_key(task.task_id, task.attempt))
         pipe.execute()
 
@@ -267,31 +307,29 @@ class Streams:
     def publish_completions(
         self, done: Sequence[tuple[bytes, CompletionMessage, str]], *, circuit: tuple[int, float]
     ) -> None:
-        """XADD each completion, mark its delivery done, release its claim, record the outcome in
-        its handler's circuit, and ack+delete its task entry: atomically, in one round trip.
-        `done` holds (entry id, completion, handler); `circuit` is (failure threshold, reset s)."""
+        """Publish each completion, mark its delivery done, release its claim, record the outcome
+        in its handler's circuit, and ack+delete its task entry: atomically, in one round trip.
+        `done` holds (entry id, completion, handler); `circuit` is (failure threshold, reset s).
+        Validation and poison failures say nothing about the handler's health: no circuit."""
         if not done:
             return
         threshold, reset_seconds = circuit
-        now = time.time()
-        pipe = self.client.pipeline(transaction=True)
-        for _, completion, handler in done:
-            pipe.xadd(self.completions, encode(completion))
-            pipe.set(self.done_key(completion.task_id, completion.attempt), 1, ex=DONE_TTL_SECONDS)
-            pipe.delete(
-                self.claim_key(completion.task_id, completion.attempt),
-                self.sent_key(completion.task_id, completion.attempt),
-            )
-            if completion.ok or (completion.error or {}).get("category") not in {"validation", "poison"}:
-                _script(
-                    pipe,
-                    CIRCUIT_RECORD,
-                    [self.circuit_key(handler)],
-                    [1 if completion.ok else 0, now, threshold, reset_seconds],
-                )
-        task_ids = [entry_id for entry_id, _, _ in done]
-        _ack_and_delete(pipe, self.tasks, WORKERS_GROUP, *task_ids)
-        pipe.execute()
+        keys: list = [self.completions, self.tasks]
+        args: list = [SCHEMA_VERSION, time.time(), threshold, reset_seconds, DONE_TTL_SECONDS, WORKERS_GROUP]
+        for entry_id, completion, handler in done:
+            task, attempt = completion.task_id, completion.attempt
+            keys += [
+                self.done_key(task, attempt),
+                self.claim_key(task, attempt),
+                self.sent_key(task, attempt),
+                self.circuit_key(handler),
+            ]
+            if completion.ok:
+                outcome = "1"
+            else:
+                outcome = "-" if (completion.error or {}).get("category") in {"validation", "poison"} else "0"
+            args += [entry_id, encode(completion)["body"], outcome]
+        _script(self.client, COMPLETE, keys, args)
 
     def replace_task_with_completion(
         self, entry_id: bytes, task: TaskMessage, completion: CompletionMessage
@@ -370,26 +408,24 @@ class Streams:
     def admit(
         self, tasks: Sequence[TaskMessage], consumer: str, *, claim_ms: int, probe_seconds: float
     ) -> list[Admission]:
-        """One EVAL per task, pipelined: the verdicts for a read batch in one round trip."""
+        """The verdicts for a read batch, in one script call (one round trip)."""
+        if not tasks:
+            return []
         now = time.time()
-        pipe = self.client.pipeline(transaction=False)
+        keys: list = []
+        args: list = [now, consumer, claim_ms, probe_seconds]
         for task in tasks:
             limit, window = parse_rate(task.rate_limit)
             window_index = int(now // window) if limit else 0
-            wait = (window_index + 1) * window - now if limit else 0
-            _script(
-                pipe,
-                ADMIT,
-                [
-                    self.cancel_key(task.execution_id),
-                    self.done_key(task.task_id, task.attempt),
-                    self.claim_key(task.task_id, task.attempt),
-                    self.circuit_key(task.handler),
-                    self.rate_key(task.handler, window_index),
-                ],
-                [now, consumer, claim_ms, limit, window, wait, probe_seconds],
-            )
-        return [Admission(_text(v), float(w)) for v, w in pipe.execute()]
+            keys += [
+                self.cancel_key(task.execution_id),
+                self.done_key(task.task_id, task.attempt),
+                self.claim_key(task.task_id, task.attempt),
+                self.circuit_key(task.handler),
+                self.rate_key(task.handler, window_index),
+            ]
+            args += [limit, window, (window_index + 1) * window - now if limit else 0]
+        return [Admission(_text(v), float(w)) for v, w in _script(self.client, ADMIT, keys, args)]
 
     def heartbeat(
         self, consumer: str, running: Sequence[tuple[bytes, TaskMessage]], *, claim_ms: int

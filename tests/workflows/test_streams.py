@@ -167,6 +167,55 @@ def test_publish_completions_acks_the_task_and_releases_its_claim(streams):
     assert done.message == completion(message)
 
 
+def test_publish_completions_of_a_batch_records_each_in_its_own_handlers_circuit(streams):
+    messages = [task(1), task(2, handler="flaky"), task(3, handler="strict")]
+    streams.publish_tasks(messages)
+    entries = read_all(streams)
+    verdicts(streams, messages)
+    outcomes = [
+        completion(messages[0]),
+        completion(messages[1], ok=False),
+        completion(messages[2], ok=False, category="validation"),
+    ]
+
+    streams.publish_completions(
+        [(e.id, c, m.handler) for e, c, m in zip(entries, outcomes, messages, strict=True)], circuit=(1, 30.0)
+    )
+
+    assert streams.client.xlen(streams.tasks) == 0
+    assert streams.client.xpending(streams.tasks, WORKERS_GROUP)["pending"] == 0
+    assert [e.message for e in streams.read_completions("orchestrator-1", 10, 10)] == outcomes
+    for message in messages:
+        assert streams.client.exists(streams.claim_key(message.task_id, 1)) == 0
+        assert streams.client.exists(streams.done_key(message.task_id, 1)) == 1
+    circuits = streams.circuits()
+    assert circuits["echo"]["state"] == "closed"
+    assert circuits["flaky"]["state"] == "open"
+    assert "strict" not in circuits
+
+
+def test_admission_of_a_batch_gives_each_task_its_own_verdict(streams):
+    streams.client.set(streams.cancel_key(str(uuid.UUID(int=2))), 1)
+    streams.client.set(streams.done_key(3, 1), 1)
+    batch = [task(1), task(2, execution_id=str(uuid.UUID(int=2))), task(3), task(4, rate_limit="1/h")]
+
+    assert [v for v, _ in verdicts(streams, batch)] == ["run", "cancelled", "duplicate", "run"]
+    [(verdict, wait)] = verdicts(streams, [task(5, rate_limit="1/h")])
+    assert verdict == "rate"
+    assert 0 < wait <= 3600
+
+
+def test_publish_tasks_acks_completions_that_released_nothing(streams):
+    add_completion(streams, completion(task()))
+    [done] = streams.read_completions("orchestrator-1", 10, 10)
+
+    streams.publish_tasks([], ack_completions=[done.id])
+
+    assert streams.client.xlen(streams.completions) == 0
+    assert streams.client.xpending(streams.completions, ORCHESTRATORS_GROUP)["pending"] == 0
+    assert streams.client.xlen(streams.tasks) == 0
+
+
 def test_publish_tasks_schedules_delays_emits_dead_letters_and_acks_completions(streams):
     message = task()
     add_completion(streams, completion(message))
