@@ -125,8 +125,26 @@ def hot_cursor() -> Iterator[Any]:
             yield cursor
         return
     connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    with connection.wrap_database_errors, PreparedCursor(connection.connection) as cursor:
         yield cursor
+
+
+class PreparedCursor(psycopg.Cursor):
+    """A migration that changes the type of a column a prepared statement returns makes the
+    server refuse that statement ("cached plan must not change result type") on every
+    connection that prepared it, for as long as the connection lives: forget this connection's
+    prepared statements. Outside a transaction the refused statement did nothing, so it runs
+    again at once; inside one, the rollback that follows clears them (psycopg does) and the
+    caller's retry finds a working connection."""
+
+    def execute(self, query, params=None, **kwargs):
+        try:
+            return super().execute(query, params, **kwargs)
+        except psycopg.errors.FeatureNotSupported:
+            if self.connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                raise
+            self.connection.execute("DEALLOCATE ALL")  # psycopg forgets its names with it
+            return super().execute(query, params, **kwargs)
 
 
 @contextmanager

@@ -10,8 +10,9 @@ import time
 import uuid
 from datetime import datetime
 
+import psycopg
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from rest_framework.test import APIClient
 
 from tests import reference_payloads
@@ -1297,3 +1298,22 @@ def test_a_malformed_rate_limit_setting_fails_the_system_check(settings):
 
     with pytest.raises(SystemCheckError, match=r"workflows\.E001"):
         call_command("check")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_status_keeps_answering_after_a_migration_changes_a_column_type(alice_client):
+    """Rolling deploys migrate while the API serves. The hot statements are prepared per
+    connection, and the server refuses a prepared statement whose result type changed: the
+    connection must prepare it again, not fail that request on every later poll."""
+    execution_id = submit(alice_client, workflow(node("a")))["execution_id"]
+    for _ in range(6):  # prepared from the 5th run on (DB_PREPARE_THRESHOLD)
+        assert alice_client.get(f"/api/v1/workflow/{execution_id}").status_code == 200
+    migrate = "ALTER TABLE workflows_workflow ALTER COLUMN name TYPE varchar({})"
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as deploy:
+        deploy.execute(migrate.format(201))
+        try:
+            responses = [alice_client.get(f"/api/v1/workflow/{execution_id}") for _ in range(2)]
+        finally:
+            deploy.execute(migrate.format(200))
+    assert [r.status_code for r in responses] == [200, 200]
+    assert responses[-1].json()["workflow_name"] == "api test"
