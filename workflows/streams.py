@@ -2,7 +2,8 @@
 the delayed-task set, delivery guards, circuit breakers and rate limits.
 
 Redis is transport and coordination only; PostgreSQL keeps the state. Acked entries are deleted
-in the same MULTI as their ack, so streams stay small without ever trimming a pending entry.
+in the same atomic step (MULTI or script) as their ack, so streams stay small without ever
+trimming a pending entry.
 """
 
 import functools

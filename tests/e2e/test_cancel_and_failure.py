@@ -51,7 +51,7 @@ def test_cancel_stops_a_running_execution_and_ignores_its_late_completion(api, s
     }
 
     api.wait_until(finished.exists, what="the sleeper to finish")
-    # The worker acks its task in the same MULTI that publishes the completion, and the
+    # The worker acks its task in the same atomic call that publishes the completion, and the
     # orchestrator acks (and deletes) a completion only after applying it: both streams empty
     # means the sleeper's late completion has been handled.
     api.wait_until(lambda: streams_empty(streams), what="the late completion to be consumed")
