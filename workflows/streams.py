@@ -250,7 +250,7 @@ class Streams:
         pipe.execute()
 
     def _add_tasks(
-        self, pipe, tasks: Sequence[TaskMessage], *, acking: tuple[str, str, Sequence[bytes]] = ("", "", ())
+        self, pipe, tasks: Sequence[TaskMessage], *, acking: tuple[str, str, Sequence[bytes]]
     ) -> None:
         """Publish `tasks` and ack+delete `acking` = (stream, group, entry ids) in one script."""
         stream, group, entry_ids = acking
@@ -258,7 +258,7 @@ class Streams:
             args: list = [SCHEMA_VERSION, SENT_TTL_SECONDS, self.prefix, len(entry_ids), group, *entry_ids]
             for task in tasks:
                 args += [self.delayed_member(task), encode(task)["body"]]
-            _script(pipe, PUBLISH, [self.tasks, stream or self.tasks], args)
+            _script(pipe, PUBLISH, [self.tasks, stream], args)
 
     def _announce_finished(self, pipe, execution_ids: Iterable[str]) -> None:
         # One entry per execution in a short-lived stream of its own: waiters that arrive after
