@@ -6,6 +6,8 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orchestrator
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+# `make run PORT=8001` when 8000 is taken.
+PORT ?= 8000
 
 .PHONY: install run test lint format bench services
 
@@ -20,7 +22,7 @@ run: install
 	$(BIN)/python manage.py migrate --no-input -v0
 	$(BIN)/python manage.py collectstatic --no-input -v0
 	$(BIN)/python manage.py bootstrap
-	$(BIN)/python manage.py runstack
+	$(BIN)/python manage.py runstack --bind 127.0.0.1:$(PORT)
 
 services:
 	scripts/ensure-services.sh
