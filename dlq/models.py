@@ -2,8 +2,18 @@
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from workflows.models import Execution, TaskRun
+
+
+class DeadLetterQuerySet(models.QuerySet):
+    def resolve(self, *, status: str, user, note: str) -> int:
+        """Close the open letters among these as RETRIED or DISCARDED by `user`: the one write of
+        that transition, for one letter (triage) and for all of an execution's (re-run)."""
+        return self.filter(status=DeadLetter.Status.OPEN).update(
+            status=status, resolved_by=user, resolved_at=timezone.now(), note=note
+        )
 
 
 class DeadLetter(models.Model):
@@ -32,6 +42,8 @@ class DeadLetter(models.Model):
     )
     resolved_at = models.DateTimeField(null=True, blank=True)
     note = models.TextField(blank=True, default="")
+
+    objects = DeadLetterQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

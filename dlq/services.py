@@ -3,15 +3,11 @@
 The API, the admin and the dashboard all call these, so a retry behaves the same everywhere.
 """
 
-from datetime import timedelta
-
 import structlog
 from django.db import transaction
-from django.db.models import F
-from django.utils import timezone
 
 from dlq.models import DeadLetter
-from workflows import engine, runs
+from workflows import engine, rerun, runs
 from workflows.models import Execution, TaskRun
 from workflows.services import Conflict, NotFound
 from workflows.streams import get_streams
@@ -31,46 +27,10 @@ def dead_letter_retry(*, dead_letter_id: int, user, note: str = "") -> DeadLette
                 "its dead letters) can be resumed",
                 code="execution_not_failed",
             )
-        now = timezone.now()
-        # The failed node starts a fresh attempt budget.
-        TaskRun.objects.filter(pk=letter.task_run_id).update(
-            status=TaskRun.Status.PENDING, retry_base=F("attempt"), finished_at=None
-        )
-        if run.status == Execution.Status.FAILED:
-            _resume_execution(run, now)
-            transaction.on_commit(lambda: get_streams().resume(str(run.id)), robust=True)
-        ready = TaskRun.objects.filter(
-            execution_id=run.id, status=TaskRun.Status.PENDING, pending_dependencies=0
-        ).values_list("id", "node_id", "attempt")
-        messages = engine.advance([(run, node_id, pk, attempt) for pk, node_id, attempt in ready])
-        engine.finish_runs([run])
-        _resolve(letter, DeadLetter.Status.RETRIED, user, note, now)
-        streams = get_streams()
-        published = messages if run.failure is None else []
-        transaction.on_commit(
-            lambda: streams.publish_tasks(published, dead_letters=run.dead_letters), robust=True
-        )
+        rerun.tasks_resume(run, TaskRun.objects.filter(pk=letter.task_run_id))
+        _resolve(letter, DeadLetter.Status.RETRIED, user, note)
     log.info("dead_letter_retried", dead_letter_id=dead_letter_id, execution_id=str(run.id))
     return letter
-
-
-def _resume_execution(run: runs.Run, now) -> None:
-    """Back to RUNNING: nodes the failure cancelled come back, counters and deadline reset."""
-    TaskRun.objects.filter(execution_id=run.id, status=TaskRun.Status.CANCELLED).update(
-        status=TaskRun.Status.PENDING, finished_at=None
-    )
-    unfinished = TaskRun.objects.filter(execution_id=run.id).exclude(status__in=TaskRun.SATISFIED).count()
-    timeout = Execution.objects.values_list("workflow__timeout_seconds", flat=True).get(pk=run.id)
-    deadline = now + timedelta(seconds=timeout) if timeout else None
-    Execution.objects.filter(pk=run.id).update(
-        status=Execution.Status.RUNNING,
-        finished_at=None,
-        error=None,
-        unfinished_tasks=unfinished,
-        deadline=deadline,
-    )
-    run.status, run.unfinished = Execution.Status.RUNNING, unfinished
-    run.deadline = deadline.timestamp() if deadline else None
 
 
 def dead_letter_discard(*, dead_letter_id: int, user, note: str = "") -> DeadLetter:
@@ -86,7 +46,7 @@ def dead_letter_discard(*, dead_letter_id: int, user, note: str = "") -> DeadLet
             engine.finish_runs([run])
             # As any failure: the resumed siblings still out there are dropped or stopped.
             transaction.on_commit(lambda: get_streams().set_cancelled(str(run.id)), robust=True)
-        _resolve(letter, DeadLetter.Status.DISCARDED, user, note, timezone.now())
+        _resolve(letter, DeadLetter.Status.DISCARDED, user, note)
     log.info("dead_letter_discarded", dead_letter_id=dead_letter_id)
     return letter
 
@@ -103,9 +63,6 @@ def _lock_open_letter(dead_letter_id: int) -> tuple[runs.Run, DeadLetter]:
     return run, letter
 
 
-def _resolve(letter: DeadLetter, status: str, user, note: str, now) -> None:
-    letter.status = status
-    letter.resolved_by = user
-    letter.resolved_at = now
-    letter.note = note
-    letter.save(update_fields=["status", "resolved_by", "resolved_at", "note"])
+def _resolve(letter: DeadLetter, status: str, user, note: str) -> None:
+    DeadLetter.objects.filter(pk=letter.pk).resolve(status=status, user=user, note=note)
+    letter.refresh_from_db()
