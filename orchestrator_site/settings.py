@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from here, not a CDN
     "django_prometheus",
     "workflows",
     "dlq",
@@ -192,6 +193,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Workflow orchestrator API",
     "DESCRIPTION": "Submit, trigger and watch DAG workflows.",
     "VERSION": "1.0.0",
+    # Pinned copies shipped by drf-spectacular-sidecar, served by whitenoise: /docs works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Engine limits and tuning.

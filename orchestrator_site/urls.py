@@ -1,17 +1,21 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from orchestrator_site.health import health
+from workflows.api.root import ApiRootView
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard", permanent=False)),
     path("dashboard/", include("workflows.dashboard_urls")),
     path("admin/", admin.site.urls),
     path("health", health, name="health"),
+    path("api/v1/", ApiRootView.as_view(), name="api-root"),
     path("api/v1/", include("workflows.api.urls")),
-    path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    # The browsable API's log in / log out links (session auth, any active user).
+    path("api-auth/", include("rest_framework.urls")),
+    re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("django_prometheus.urls")),
 ]
