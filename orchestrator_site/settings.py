@@ -207,6 +207,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = DAG_MAX_PAYLOAD_BYTES
 ORCHESTRATOR_BATCH_SIZE = env_int("ORCHESTRATOR_BATCH_SIZE", 500)
 WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 8)
 RUNNER_BLOCK_MS = env_int("RUNNER_BLOCK_MS", 2000)
+# Long polls (`?wait=S`): the longest wait, and how many may wait at once in one API process
+# (keep it below its thread count, so other requests always find a thread) and per user there.
+LONG_POLL_MAX_SECONDS = env_float("LONG_POLL_MAX_SECONDS", 30.0)
+LONG_POLL_MAX_PER_PROCESS = env_int("LONG_POLL_MAX_PER_PROCESS", 24)
+LONG_POLL_MAX_PER_USER = env_int("LONG_POLL_MAX_PER_USER", 16)
 HANDLER_MODULES = env_list("HANDLER_MODULES")
 
 # Resilience.

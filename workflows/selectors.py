@@ -2,7 +2,9 @@
 
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 
@@ -10,7 +12,7 @@ from workflows.bulk_sql import db_uuid, from_db_datetime, from_db_json, hot_curs
 from workflows.models import Execution, TaskRun, Workflow
 from workflows.streams import get_streams
 
-MAX_WAIT_SECONDS = 30.0
+QUEUED = TaskRun.Status.QUEUED
 
 
 def may_see(user, owner_id) -> bool:
@@ -41,13 +43,14 @@ def execution_status_for(user, execution_id: uuid.UUID) -> dict | None:
     execution, workflow, taskrun = Execution._meta.db_table, Workflow._meta.db_table, TaskRun._meta.db_table
     if connection.vendor == "postgresql":
         nodes = (
-            "(SELECT coalesce(json_agg(json_build_array(t.node_id, t.status) ORDER BY t.id), '[]'::json) "  # noqa: S608
+            "(SELECT coalesce(json_agg(json_build_array(t.node_id, t.status, t.id, t.attempt) ORDER BY t.id), "  # noqa: S608
+            "'[]'::json) "
             f"FROM {taskrun} t WHERE t.execution_id = e.id)"
         )
     else:
         nodes = (
-            "(SELECT json_group_array(json_array(t.node_id, t.status)) FROM "  # noqa: S608
-            f"(SELECT node_id, status FROM {taskrun} WHERE execution_id = e.id ORDER BY id) t)"
+            "(SELECT json_group_array(json_array(t.node_id, t.status, t.id, t.attempt)) FROM "  # noqa: S608
+            f"(SELECT node_id, status, id, attempt FROM {taskrun} WHERE execution_id = e.id ORDER BY id) t)"
         )
     with hot_cursor() as cursor:
         cursor.execute(
@@ -59,7 +62,14 @@ def execution_status_for(user, execution_id: uuid.UUID) -> dict | None:
         row = cursor.fetchone()
     if row is None or not may_see(user, row[10]):
         return None
-    node_statuses = dict(from_db_json(row[11]))
+    nodes = from_db_json(row[11])
+    node_statuses = {node_id: node_status for node_id, node_status, *_ in nodes}
+    queued = [
+        (node_id, (pk, attempt)) for node_id, node_status, pk, attempt in nodes if node_status == QUEUED
+    ]
+    running = _running_now(queued)
+    for node_id in running:
+        node_statuses[node_id] = TaskRun.Status.RUNNING
     workflow_id, name, status, params, error, total, created, started, finished, deadline, *_ = row
     counts = Counter(node_statuses.values())
     return {
@@ -71,6 +81,10 @@ def execution_status_for(user, execution_id: uuid.UUID) -> dict | None:
         "progress": {
             "total": total,
             **{state.lower(): counts[state] for state in TaskRun.Status.values},
+        },
+        "running": {
+            node_id: {"started_at": started_at.isoformat(), "worker": worker}
+            for node_id, (worker, started_at) in running.items()
         },
         "params": from_db_json(params),
         "error": from_db_json(error),
@@ -95,7 +109,7 @@ def execution_status_waiting(user, execution_id: uuid.UUID, wait_seconds: float)
         if row is None or not may_see(user, row[1]):
             return None
         if row[0] not in Execution.TERMINAL:
-            get_streams().wait_finished(str(execution_id), min(wait_seconds, MAX_WAIT_SECONDS))
+            get_streams().wait_finished(str(execution_id), min(wait_seconds, settings.LONG_POLL_MAX_SECONDS))
     return execution_status_for(user, execution_id)
 
 
@@ -119,3 +133,32 @@ def task_runs_of(execution: Execution) -> QuerySet[TaskRun]:
     return (
         TaskRun.objects.filter(execution_id=execution.id).order_by("id").prefetch_related("failed_attempts")
     )
+
+
+def live_task_runs(execution: Execution) -> list[TaskRun]:
+    """Every task as `task_runs_of`, with RUNNING shown live (see `with_live_status`)."""
+    return with_live_status(list(task_runs_of(execution)))
+
+
+def with_live_status(runs: list[TaskRun]) -> list[TaskRun]:
+    """Runs a worker is executing right now are QUEUED in PostgreSQL (workers never write it):
+    these instances get status RUNNING, `started_at` and `worker` from the worker's claim in
+    Redis. Nothing is saved; the orchestrator records the real times from the completion."""
+    queued = {run.node_id: run for run in runs if run.status == QUEUED}
+    running = _running_now([(node_id, (run.pk, run.attempt)) for node_id, run in queued.items()])
+    for node_id, (worker, started_at) in running.items():
+        run = queued[node_id]
+        run.status, run.started_at, run.worker = TaskRun.Status.RUNNING, started_at, worker
+    return runs
+
+
+def _running_now(queued: list[tuple[str, tuple[int, int]]]) -> dict[str, tuple[str, datetime]]:
+    """{node id: (worker, started at)} for the queued deliveries a worker holds a claim on."""
+    if not queued:
+        return {}
+    claims = get_streams().running_claims([delivery for _, delivery in queued])
+    return {
+        node_id: (claim[0], datetime.fromtimestamp(claim[1], UTC))
+        for (node_id, _), claim in zip(queued, claims, strict=True)
+        if claim is not None
+    }

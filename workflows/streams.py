@@ -35,7 +35,8 @@ FINISHED_TTL_SECONDS = 3600
 DLQ_STREAM_MAXLEN = 10_000
 
 # Admission of a read batch, atomically, task by task: cancelled? already done? running
-# elsewhere? circuit open? over its rate limit? Otherwise claim it for this consumer.
+# elsewhere? circuit open? over its rate limit? Otherwise claim it for this consumer: the claim
+# holds "<consumer>|<start time>", which status reads overlay to show the task RUNNING live.
 # KEYS per task: cancel flag, done marker, claim, circuit, rate window.
 # ARGV: now, consumer, claim ms, probe seconds, then per task rate limit, window s, wait s.
 # Returns one {verdict, wait_seconds} per task.
@@ -60,7 +61,7 @@ local function admit(cancel, done, claim, circuit, rate, limit, window, wait)
     -- Reset timeout passed: this task is the half-open probe; others wait until it reports.
     redis.call('HSET', circuit, 'state', 'half_open', 'until', tostring(now + probe))
   end
-  redis.call('SET', claim, consumer, 'PX', claim_ms)
+  redis.call('SET', claim, consumer .. '|' .. ARGV[1], 'PX', claim_ms)
   return {'run', '0'}
 end
 local verdicts = {}
@@ -165,8 +166,10 @@ class Admission:
 class Streams:
     """Stream and key names for one prefix, plus the operations the runners and API need."""
 
-    def __init__(self, client: redis.Redis, prefix: str):
+    def __init__(self, client: redis.Redis, prefix: str, *, blocking_client: redis.Redis | None = None):
         self.client = client
+        # Long polls block longer than `client`'s socket timeout allows: their own pool.
+        self.blocking_client = blocking_client or client
         self.prefix = prefix
         self.tasks = f"{prefix}:tasks"
         self.completions = f"{prefix}:completions"
@@ -276,7 +279,7 @@ class Streams:
     def wait_finished(self, execution_id: str, timeout_seconds: float) -> bool:
         """Block until the execution is announced finished, at most `timeout_seconds`; one
         blocking read, no polling. True if it was announced."""
-        response = self.client.xread(
+        response = self.blocking_client.xread(
             {self.finished_key(execution_id): "0-0"}, count=1, block=max(1, int(timeout_seconds * 1000))
         )
         return bool(response)
@@ -439,8 +442,10 @@ class Streams:
             self.tasks, WORKERS_GROUP, consumer, 0, [entry_id for entry_id, _ in running], justid=True
         )
         for _, task in running:
-            # Re-create a claim Redis lost (restart without persistence), then extend it.
-            pipe.set(self.claim_key(task.task_id, task.attempt), consumer, px=claim_ms, nx=True)
+            # Re-create a claim Redis lost (restart without persistence), then extend it. The
+            # start time it shows is then the time of this beat.
+            claim = f"{consumer}|{time.time()}"
+            pipe.set(self.claim_key(task.task_id, task.attempt), claim, px=claim_ms, nx=True)
             pipe.pexpire(self.claim_key(task.task_id, task.attempt), claim_ms)
         pipe.execute()
 
@@ -503,6 +508,14 @@ class Streams:
         for n, found in zip(waiting, pipe.execute() if waiting else [], strict=True):
             held[n] = bool(found)
         return held
+
+    def running_claims(self, deliveries: Sequence[tuple[int, int]]) -> list[tuple[str, float] | None]:
+        """For each (task id, attempt): (worker, start time) while a worker runs it, else None;
+        one round trip."""
+        if not deliveries:
+            return []
+        claims = self.client.mget([self.claim_key(task, attempt) for task, attempt in deliveries])
+        return [_claim_holder(claim) for claim in claims]
 
     def survived(self) -> bool:
         """False once after Redis lost its data (the epoch key is gone); then sets it again."""
@@ -587,14 +600,40 @@ def _entry(entry_id: bytes, fields: dict, decode) -> Entry:
         return Entry(entry_id, None, exc, fields=fields)
 
 
+def _claim_holder(claim: bytes | None) -> tuple[str, float] | None:
+    if claim is None:
+        return None
+    worker, _, started = _text(claim).rpartition("|")
+    try:
+        return worker, float(started)
+    except ValueError:  # a claim written before claims carried their start time
+        return _text(claim), time.time()
+
+
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @functools.cache
 def redis_client() -> redis.Redis:
-    """One connection pool per process, from REDIS_URL."""
-    options = {"health_check_interval": 30}
+    """One connection pool per process, from REDIS_URL. Its socket timeout outlasts the runners'
+    blocking reads (redis-py's default of 5 s would cut a longer RUNNER_BLOCK_MS short)."""
+    return _client(settings.RUNNER_BLOCK_MS / 1000)
+
+
+@functools.cache
+def blocking_redis_client() -> redis.Redis:
+    """A second pool for long polls, whose reads block up to LONG_POLL_MAX_SECONDS; keeping them
+    apart leaves the main pool's short timeout to detect a Redis that stopped answering."""
+    return _client(settings.LONG_POLL_MAX_SECONDS)
+
+
+def _client(longest_block_seconds: float) -> redis.Redis:
+    options = {
+        "health_check_interval": 30,
+        "socket_timeout": max(5.0, longest_block_seconds + 5.0),
+        "socket_connect_timeout": 5.0,
+    }
     if not settings.REDIS_URL.startswith("unix://"):
         options["socket_keepalive"] = True
     return redis.Redis.from_url(settings.REDIS_URL, **options)
@@ -606,4 +645,4 @@ def get_streams() -> Streams:
 
 @functools.cache
 def _streams_for(prefix: str) -> Streams:
-    return Streams(redis_client(), prefix)
+    return Streams(redis_client(), prefix, blocking_client=blocking_redis_client())

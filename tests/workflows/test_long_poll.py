@@ -124,3 +124,57 @@ def test_a_resumed_execution_is_waited_for_again_and_its_tasks_run_again(streams
 
     assert not streams.wait_finished("e1", 0.05)
     assert streams.cancelled_executions(["e1"]) == set()
+
+
+def test_a_wait_longer_than_the_redis_clients_default_timeout_answers_the_state_then(
+    start_workflow, alice_client
+):
+    """redis-py's default socket timeout is 5 s: a blocking read past it answered 500."""
+    execution = start_workflow(TWO_NODES)
+
+    began = time.monotonic()
+    response = alice_client.get(status_path(execution, "6"))
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "RUNNING"
+    assert time.monotonic() - began >= 6
+
+
+def test_long_polls_past_the_users_bound_are_refused_with_retry_after(start_workflow, alice, settings):
+    settings.LONG_POLL_MAX_PER_USER = 2
+    execution = start_workflow(TWO_NODES)
+    waiters = [
+        threading.Thread(target=token_client(alice).get, args=(status_path(execution, "3"),))
+        for _ in range(2)
+    ]
+    for waiter in waiters:
+        waiter.start()
+    time.sleep(0.5)  # both are now blocked in their read
+
+    refused = token_client(alice).get(status_path(execution, "3"))
+    plain_poll = token_client(alice).get(f"/api/v1/workflow/{execution.id}")
+    for waiter in waiters:
+        waiter.join()
+    after = token_client(alice).get(status_path(execution, "0.1"))
+
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "1"
+    error = refused.json()["error"]
+    assert error["code"] == "long_poll_limit"
+    assert "you already have 2 long polls" in error["message"]
+    assert plain_poll.status_code == 200  # a poll without wait is never refused
+    assert after.status_code == 200  # the slots were given back
+
+
+def test_long_polls_past_the_process_bound_are_refused_for_every_user(start_workflow, alice, bob, settings):
+    settings.LONG_POLL_MAX_PER_PROCESS = 1
+    execution = start_workflow(TWO_NODES)
+    waiter = threading.Thread(target=token_client(alice).get, args=(status_path(execution, "2"),))
+    waiter.start()
+    time.sleep(0.5)
+
+    refused = token_client(bob).get(f"/api/v1/workflow/{execution.id}?wait=2")
+    waiter.join()
+
+    assert refused.status_code == 429
+    assert "this API process already holds 1 long polls" in refused.json()["error"]["message"]

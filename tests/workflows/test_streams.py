@@ -258,8 +258,10 @@ def test_admit_runs_and_claims(streams):
     assert verdicts(streams, [message], "worker-1", claim_ms=5_000) == [("run", 0.0)]
 
     claim = streams.claim_key(message.task_id, message.attempt)
-    assert streams.client.get(claim) == b"worker-1"
     assert 0 < streams.client.pttl(claim) <= 5_000
+    [(worker, started)] = streams.running_claims([(message.task_id, message.attempt)])
+    assert worker == "worker-1"
+    assert abs(started - time.time()) < 5
 
 
 def test_admit_again_by_the_same_consumer_is_refused_while_claimed(streams):

@@ -1,13 +1,15 @@
 """REST API: the seed-compatible /workflow endpoints plus listing of workflows and executions."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import permissions, status, viewsets
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from workflows import selectors, services
+from workflows import rerun, selectors, services
+from workflows.api.long_poll import long_poll_gate
 from workflows.api.serializers import (
     ExecutionOutput,
     SubmitOutput,
@@ -67,17 +69,23 @@ class ExecutionStatusView(APIView):
                 "wait",
                 float,
                 description="Long poll: answer as soon as the execution has ended, or after this "
-                f"many seconds (at most {selectors.MAX_WAIT_SECONDS:g}), whichever comes first.",
+                f"many seconds (at most LONG_POLL_MAX_SECONDS, {settings.LONG_POLL_MAX_SECONDS:g} by "
+                "default), whichever comes first. 429 with Retry-After when too many long polls "
+                "are already waiting (LONG_POLL_MAX_PER_PROCESS, LONG_POLL_MAX_PER_USER).",
             )
         ],
         responses={200: dict},
     )
     def get(self, request: Request, execution_id: str) -> Response:
-        status = selectors.execution_status_waiting(
-            request.user,
+        wanted, wait = (
             services.parse_execution_id(execution_id),
             _wait_seconds(request.query_params.get("wait")),
         )
+        if wait:
+            with long_poll_gate().slot(request.user.pk):
+                status = selectors.execution_status_waiting(request.user, wanted, wait)
+        else:
+            status = selectors.execution_status_for(request.user, wanted)
         if status is None:
             raise services.NotFound(f"no execution with id {execution_id!r}")
         return Response(status)
@@ -97,9 +105,9 @@ def _wait_seconds(raw: str | None) -> float:
         seconds = float(raw)
     except ValueError:
         seconds = -1.0
-    if not 0 <= seconds <= selectors.MAX_WAIT_SECONDS:  # also rejects nan
+    if not 0 <= seconds <= settings.LONG_POLL_MAX_SECONDS:  # also rejects nan
         raise services.ServiceError(
-            f"wait must be a number of seconds from 0 to {selectors.MAX_WAIT_SECONDS:g}, not {raw!r}",
+            f"wait must be a number of seconds from 0 to {settings.LONG_POLL_MAX_SECONDS:g}, not {raw!r}",
             code="invalid_wait",
         )
     return seconds
@@ -200,3 +208,66 @@ class CircuitBreakerView(APIView):
             for handler, state in get_streams().circuits().items()
         }
         return Response({"circuits": circuits})
+
+
+class ExecutionRerunView(APIView):
+    """POST to re-run a FAILED, TIMED_OUT or CANCELLED execution from its failure: the failed and
+    cancelled nodes run again with fresh attempts, completed ones keep their outputs."""
+
+    @extend_schema(
+        request=None,
+        responses={
+            202: inline_serializer(
+                "RerunOutput",
+                {
+                    "execution_id": serializers.UUIDField(),
+                    "status": serializers.CharField(),
+                    "message": serializers.CharField(),
+                },
+            )
+        },
+    )
+    def post(self, request: Request, execution_id: str) -> Response:
+        execution = rerun.execution_rerun(
+            execution=visible_execution(request, execution_id), user=request.user
+        )
+        body = {
+            "execution_id": str(execution.id),
+            "status": execution.status,
+            "message": "Execution re-run from failure.",
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class ExecutionRetriggerView(APIView):
+    """POST to run the execution's workflow again as a new execution, with optional new `params`;
+    the old execution is left as it is."""
+
+    @extend_schema(
+        request=TriggerInput,
+        responses={
+            202: inline_serializer(
+                "RetriggerOutput",
+                {
+                    "execution_id": serializers.UUIDField(),
+                    "workflow_id": serializers.UUIDField(),
+                    "status": serializers.CharField(),
+                    "message": serializers.CharField(),
+                },
+            )
+        },
+    )
+    def post(self, request: Request, execution_id: str) -> Response:
+        previous = visible_execution(request, execution_id)
+        data = TriggerInput(data=request.data if request.data else {})
+        data.is_valid(raise_exception=True)
+        execution = rerun.execution_retrigger(
+            execution=previous, params=data.validated_data["params"], owner=request.user
+        )
+        body = {
+            "execution_id": str(execution.id),
+            "workflow_id": str(execution.workflow_id),
+            "status": execution.status,
+            "message": f"New execution of the workflow started (re-triggered from {previous.id}).",
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
