@@ -10,4 +10,4 @@ RUN DATABASE_URL=sqlite:////tmp/build.sqlite3 REDIS_URL=redis://unused:6379/0 \
  && useradd --system --uid 1000 app
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "orchestrator_site.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "16", "--access-logfile", "-"]
+CMD ["gunicorn", "orchestrator_site.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "32", "--access-logfile", "-"]

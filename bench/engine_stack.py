@@ -1,6 +1,6 @@
 """The engine's two deployments, started as subprocesses of the suite.
 
-- `PostgresStack`: the docker-compose topology on this machine: gunicorn (2 workers x 16 threads),
+- `PostgresStack`: the docker-compose topology on this machine: gunicorn (2 workers x 32 threads),
   3 `runworker`, 2 `runorchestrator`, 1 `runreaper` (when the command exists), a dedicated
   database `orchestrator_bench` (dropped and re-created, then migrated) and a stream prefix of
   its own on the given Redis.
@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(REPO / "manage.py")]
 BENCH_DATABASE = "orchestrator_bench"
 START_TIMEOUT = 90.0
-# As the Dockerfile runs it in docker-compose: 2 gunicorn workers with 16 threads each.
-GUNICORN_FLAGS = ["--workers", "2", "--threads", "16"]
+# As the Dockerfile runs it in docker-compose: 2 gunicorn workers with 32 threads each.
+GUNICORN_FLAGS = ["--workers", "2", "--threads", "32"]
 
 
 class StackError(RuntimeError):
@@ -65,6 +65,8 @@ class EngineStack:
             "PYTHONUNBUFFERED": "1",
             "VAR_DIR": str(self.var_dir),
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            # The 50 load clients are one user: each may hold a long poll (24 per process).
+            "LONG_POLL_MAX_PER_USER": "64",
         }
         env.pop("DJANGO_SETTINGS_MODULE", None)
         return env
@@ -217,7 +219,7 @@ class PostgresStack(EngineStack):
 
 
 class EmbeddedStack(EngineStack):
-    """`manage.py runstack` on SQLite and the bundled Redis (gunicorn 2 workers x 4 threads, fixed there)."""
+    """`manage.py runstack` on SQLite and the bundled Redis (gunicorn 2 workers x `stack.API_THREADS` threads)."""
 
     name = "engine-embedded"
 

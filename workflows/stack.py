@@ -8,6 +8,7 @@ import ctypes
 import ctypes.util
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,13 @@ from workflows.runner import StopFlag
 
 DRAIN_SECONDS = 35.0
 PR_SET_PDEATHSIG = 1
+# Threads per gunicorn worker: long polls hold one each while they wait, bounded below this by
+# LONG_POLL_MAX_PER_PROCESS so that other requests always find a thread.
+API_THREADS = 32
+
+
+class PortInUse(RuntimeError):
+    """The API's address is taken: say so and stop, instead of gunicorn retrying forever."""
 
 
 class Stack:
@@ -43,7 +51,7 @@ class Stack:
                 "--workers",
                 str(api_workers),
                 "--threads",
-                "16",  # a long poll holds its thread while it waits
+                str(API_THREADS),
                 "--access-logfile",
                 "-",
                 "--graceful-timeout",
@@ -61,6 +69,7 @@ class Stack:
         self.stop = StopFlag()
 
     def run(self) -> None:
+        ensure_free(self.bind)
         self.stop.install()
         env = {**os.environ}
         redis_label = f"embedded ({settings.REDIS_URL})" if settings.REDIS_EMBEDDED else "REDIS_URL"
@@ -109,6 +118,20 @@ class Stack:
             self.redis.send_signal(signal.SIGTERM)
             self.redis.wait(timeout=10)
         self.out.write("stopped.")
+
+
+def ensure_free(bind: str) -> None:
+    """Raise PortInUse when something already listens on `bind` (host:port)."""
+    host, _, port = bind.rpartition(":")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host.strip("[]") or "0.0.0.0", int(port)))  # noqa: S104
+        except OSError as exc:
+            raise PortInUse(
+                f"cannot listen on {bind}: {exc.strerror}. Another `make run` or server is using it; "
+                f"stop it, or choose another port: make run PORT={int(port) + 1}"
+            ) from exc
 
 
 def _load_libc():

@@ -1,7 +1,7 @@
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from workflows.stack import Stack
+from workflows.stack import PortInUse, Stack
 
 
 class Command(BaseCommand):
@@ -23,4 +23,7 @@ class Command(BaseCommand):
             api_workers=options["api_workers"],
             out=self.stdout,
         )
-        stack.run()
+        try:
+            stack.run()
+        except PortInUse as exc:
+            raise CommandError(str(exc)) from exc
