@@ -83,7 +83,7 @@ def execution_status_for(user, execution_id: uuid.UUID) -> dict | None:
             **{state.lower(): counts[state] for state in TaskRun.Status.values},
         },
         "running": {
-            node_id: {"started_at": started_at.isoformat(), "worker": worker}
+            node_id: {"started_at": started_at, "worker": worker}
             for node_id, (worker, started_at) in running.items()
         },
         "params": from_db_json(params),
