@@ -78,3 +78,14 @@ def test_a_claim_that_expired_with_its_dead_worker_is_queued_again(
     status = alice_client.get(f"/api/v1/workflow/{execution.id}").json()
 
     assert status["node_statuses"]["start"] == "QUEUED"
+
+
+def test_the_task_list_shows_the_running_task_with_its_worker(start_workflow, alice_client, worker):
+    execution = start_workflow(TWO_NODES)
+    worker.take(consumer="host-c:9")
+
+    tasks = alice_client.get(f"/api/v1/executions/{execution.id}/tasks").json()["results"]
+
+    start = next(task for task in tasks if task["node_id"] == "start")
+    assert (start["status"], start["worker"]) == ("RUNNING", "host-c:9")
+    assert start["started_at"] is not None

@@ -157,7 +157,7 @@ class ExecutionViewSet(viewsets.ReadOnlyModelViewSet):
     def tasks(self, request: Request, pk: str) -> Response:
         """Every task of the execution with its attempt, config, output, error and timings."""
         runs = selectors.task_runs_of(self.get_object())
-        page = self.paginate_queryset(runs)
+        page = selectors.with_live_status(self.paginate_queryset(runs))
         return self.get_paginated_response(TaskRunOutput(page, many=True).data)
 
 
