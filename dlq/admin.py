@@ -1,10 +1,10 @@
 """The dead-letter triage console: read-only, filtered by the buckets people triage by."""
 
-from django.contrib import admin, messages
+from django.contrib import admin
 
 from dlq import services
 from dlq.models import DeadLetter
-from workflows.services import ServiceError
+from workflows.admin import apply_to_selected
 
 
 @admin.register(DeadLetter)
@@ -41,13 +41,13 @@ class DeadLetterAdmin(admin.ModelAdmin):
         self._apply(request, queryset, services.dead_letter_discard, "discarded")
 
     def _apply(self, request, queryset, service, verb: str) -> None:
-        done, refused = 0, []
-        for letter_id in queryset.values_list("id", flat=True):
-            try:
-                service(dead_letter_id=letter_id, user=request.user, note=f"{verb} from the admin")
-                done += 1
-            except ServiceError as exc:
-                refused.append(f"#{letter_id}: {exc.message}")
-        self.message_user(request, f"{done} dead letter(s) {verb}.", messages.SUCCESS)
-        if refused:
-            self.message_user(request, "Not changed: " + "; ".join(refused), messages.WARNING)
+        apply_to_selected(
+            self,
+            request,
+            queryset,
+            lambda letter: service(
+                dead_letter_id=letter.pk, user=request.user, note=f"{verb} from the admin"
+            ),
+            noun="dead letter",
+            verb=verb,
+        )

@@ -1,9 +1,37 @@
 """Admin: executions with their task runs inline, workflows; read-only (state changes are services)."""
 
-from django.contrib import admin, messages
+from collections.abc import Callable
 
-from workflows import services
+from django.contrib import admin, messages
+from django.db.models import Model, QuerySet
+
+from workflows import rerun, services
 from workflows.models import Execution, TaskRun, Workflow
+
+
+def apply_to_selected(
+    model_admin: admin.ModelAdmin,
+    request,
+    queryset: QuerySet,
+    service: Callable[[Model], object],
+    *,
+    noun: str,
+    verb: str,
+) -> None:
+    """A bulk action: call the service on each selected row and report how many it changed and
+    why it refused the others, the same way in every admin."""
+    done, refused = 0, []
+    for instance in queryset:
+        try:
+            service(instance)
+            done += 1
+        except services.ServiceError as exc:
+            refused.append(f"#{instance.pk}: {exc.message}")
+    model_admin.message_user(request, f"{done} {noun}(s) {verb}.", messages.SUCCESS)
+    if refused:
+        model_admin.message_user(
+            request, f"{len(refused)} not {verb}: " + "; ".join(refused), messages.WARNING
+        )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -40,19 +68,30 @@ class ExecutionAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     search_fields = ["id", "workflow__name"]
     inlines = [TaskRunInline]
-    actions = ["cancel_selected"]
+    actions = ["cancel_selected", "rerun_selected"]
     list_select_related = ["workflow"]
 
     @admin.action(description="Cancel selected executions")
     def cancel_selected(self, request, queryset):
-        done = 0
-        for execution in queryset:
-            try:
-                services.execution_cancel(execution=execution)
-                done += 1
-            except services.ServiceError:
-                continue
-        self.message_user(request, f"{done} execution(s) cancelled.", messages.SUCCESS)
+        apply_to_selected(
+            self,
+            request,
+            queryset,
+            lambda execution: services.execution_cancel(execution=execution),
+            noun="execution",
+            verb="cancelled",
+        )
+
+    @admin.action(description="Re-run from failure")
+    def rerun_selected(self, request, queryset):
+        apply_to_selected(
+            self,
+            request,
+            queryset,
+            lambda execution: rerun.execution_rerun(execution=execution, user=request.user),
+            noun="execution",
+            verb="re-run",
+        )
 
 
 @admin.register(Workflow)

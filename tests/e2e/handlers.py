@@ -3,7 +3,7 @@
 import time
 from pathlib import Path
 
-from workflows.handlers import TaskContext, handler
+from workflows.handlers import HandlerError, TaskContext, handler
 
 SLEEP_STEP_SECONDS = 0.05
 
@@ -41,3 +41,11 @@ def e2e_sleep(config: dict, context: TaskContext) -> dict:
     if config.get("finished_file"):
         Path(config["finished_file"]).touch()
     return {"saw_until_file": saw_until_file}
+
+
+@handler("e2e_fail_until")
+def e2e_fail_until(config: dict, context: TaskContext) -> dict:
+    """Fails permanently until `fixed_file` exists: a node an operator fixes before a re-run."""
+    if not Path(config["fixed_file"]).exists():
+        raise HandlerError("not fixed yet", code="not_fixed", permanent=True)
+    return {"fixed_on_attempt": context.attempt}

@@ -17,6 +17,12 @@ urlpatterns = [
     path(
         "workflow/<str:execution_id>/results", views.ExecutionResultsView.as_view(), name="workflow-results"
     ),
+    path("workflow/<str:execution_id>/rerun", views.ExecutionRerunView.as_view(), name="workflow-rerun"),
+    path(
+        "workflow/<str:execution_id>/retrigger",
+        views.ExecutionRetriggerView.as_view(),
+        name="workflow-retrigger",
+    ),
     path("admin/circuits", views.CircuitBreakerView.as_view(), name="circuits"),
     *router.urls,
 ]
