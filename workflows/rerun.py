@@ -43,10 +43,12 @@ def execution_rerun(*, execution: Execution, user) -> Execution:
                 "execution was cancelled before it started; re-trigger it to run it",
                 code="never_started",
             )
-        tasks_resume(run, TaskRun.objects.filter(execution_id=run.id, status=TaskRun.Status.FAILED))
+        # Closed first: a node that fails again at once (a template that still cannot resolve)
+        # writes a new letter in this transaction, and that one stays open.
         DeadLetter.objects.filter(execution_id=run.id).resolve(
             status=DeadLetter.Status.RETRIED, user=user, note=RERUN_NOTE
         )
+        tasks_resume(run, TaskRun.objects.filter(execution_id=run.id, status=TaskRun.Status.FAILED))
     log.info("execution_rerun", execution_id=str(run.id), status=run.status)
     execution.refresh_from_db()
     return execution

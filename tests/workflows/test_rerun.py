@@ -551,3 +551,42 @@ def test_admin_action_reruns_the_failed_and_reports_the_refused(
     failed.refresh_from_db()
     assert failed.status == Execution.Status.RUNNING
     assert DeadLetter.objects.get(execution=failed).resolved_by == admin_user
+
+
+def test_a_rerun_that_fails_again_at_once_ends_the_execution_and_says_so(
+    streams, start_workflow, worker, orchestrate, operator
+):
+    """A strict template that cannot resolve fails its node before dispatch, on every run."""
+    execution = start_workflow(
+        {
+            "name": "strict",
+            "strict_templates": True,
+            "dag": {
+                "nodes": [
+                    {"id": "a", "handler": "input"},
+                    {
+                        "id": "b",
+                        "handler": "output",
+                        "dependencies": ["a"],
+                        "config": {"v": "{{ a.missing }}"},
+                    },
+                ]
+            },
+        }
+    )
+    worker.succeed(worker.take()["a"])
+    orchestrate()
+    execution.refresh_from_db()
+    assert execution.status == Execution.Status.FAILED
+
+    execution_rerun(execution=execution, user=operator)
+
+    execution.refresh_from_db()
+    assert (execution.status, execution.error["node_id"]) == (Execution.Status.FAILED, "b")
+    assert list(DeadLetter.objects.filter(execution=execution).values_list("status", flat=True)) == [
+        "OPEN",
+        "RETRIED",
+    ]
+    assert published(streams) == {}
+    assert streams.wait_finished(str(execution.id), 0.01)  # waiters learn of the new end
+    assert streams.cancelled_executions([str(execution.id)]) == {str(execution.id)}
