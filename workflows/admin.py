@@ -4,8 +4,9 @@ from collections.abc import Callable
 
 from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
+from django.forms.models import BaseInlineFormSet
 
-from workflows import rerun, services
+from workflows import rerun, selectors, services
 from workflows.models import Execution, TaskRun, Workflow
 
 
@@ -42,8 +43,21 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class LiveTaskRunFormSet(BaseInlineFormSet):
+    """Shows a task a worker is executing as RUNNING (with its start and worker), as the API and
+    dashboard do: the overlay is applied to the instances the formset's rows are built from."""
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if not getattr(self, "_live", False):
+            selectors.with_live_status(list(queryset))  # fills the queryset's cache: same instances
+            self._live = True
+        return queryset
+
+
 class TaskRunInline(admin.TabularInline):
     model = TaskRun
+    formset = LiveTaskRunFormSet
     fields = ["node_id", "handler", "status", "attempt", "started_at", "finished_at", "worker", "error"]
     readonly_fields = fields
     extra = 0

@@ -1,6 +1,7 @@
 """A node whose handler is running shows RUNNING, with its start time and worker, although only
 the orchestrator writes run state: status reads overlay the worker's claim in Redis."""
 
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -89,3 +90,15 @@ def test_the_task_list_shows_the_running_task_with_its_worker(start_workflow, al
     start = next(task for task in tasks if task["node_id"] == "start")
     assert (start["status"], start["worker"]) == ("RUNNING", "host-c:9")
     assert start["started_at"] is not None
+
+
+def test_the_admin_shows_the_running_task_in_the_execution_page(start_workflow, worker, admin_client):
+    execution = start_workflow(TWO_NODES)
+    worker.take(consumer="host-d:11")
+
+    page = admin_client.get(f"/admin/workflows/execution/{execution.id}/change/").content.decode()
+
+    statuses = re.findall(r'<td class="field-status">\s*<p>(\w+)</p>', page)
+    workers = re.findall(r'<td class="field-worker">\s*<p>([^<]*)</p>', page)
+    assert statuses == ["Running", "Pending"]
+    assert workers[0] == "host-d:11"
