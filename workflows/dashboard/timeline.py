@@ -77,7 +77,7 @@ def timeline_of(runs: list[TaskRun], *, start: datetime | None, end: datetime) -
         slow = max(durations[len(durations) // 2] * SLOW_FACTOR, SLOW_MIN_SECONDS)
         bars = [replace(bar, slow=bar.ran is not None and bar.ran >= slow) for bar in bars]
     step = next((s for s in TICK_STEPS if span / s <= MAX_TICKS), span)
-    ticks = [Tick(at_seconds / span * 100, format_duration(at_seconds)) for at_seconds in _steps(span, step)]
+    ticks = [Tick(s / span * 100, format_duration(s) if s else "0") for s in _steps(span, step)]
     return Timeline(bars=bars, ticks=ticks, span=span, unqueued=len(runs) - len(queued))
 
 
