@@ -62,6 +62,11 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
+# Operations pages (orchestrator_site/access.py): /metrics for staff or this bearer token, the API
+# schema and /docs for signed-in users, unless opened to everyone.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
+API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", False)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from orchestrator_site import access
 from orchestrator_site.health import health
 from workflows.api.root import ApiRootView
 
@@ -15,9 +15,9 @@ urlpatterns = [
     path("api/v1/", include("workflows.api.urls")),
     # The browsable API's log in / log out links (session auth, any active user).
     path("api-auth/", include("rest_framework.urls")),
-    re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
-    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    path("", include("django_prometheus.urls")),
+    re_path(r"^api/schema/?$", access.schema, name="schema"),
+    path("docs", access.docs, name="docs"),
+    path("metrics", access.metrics, name="prometheus-django-metrics"),
 ]
 
 handler404 = "workflows.api.errors.not_found"

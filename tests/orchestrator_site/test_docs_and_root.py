@@ -47,7 +47,15 @@ def body_of(response) -> bytes:
     return b"".join(response.streaming_content) if response.streaming else response.content
 
 
-def test_docs_loads_only_same_origin_assets_and_each_one_answers(client):
+@pytest.fixture
+def signed_in(client, alice):
+    """A browser signed in as an ordinary user: the docs and the schema need a sign-in."""
+    client.force_login(alice)
+    return client
+
+
+def test_docs_loads_only_same_origin_assets_and_each_one_answers(signed_in):
+    client = signed_in
     response = client.get("/docs")
     assert response.status_code == 200
 
@@ -63,8 +71,8 @@ def test_docs_loads_only_same_origin_assets_and_each_one_answers(client):
         assert body_of(asset), url
 
 
-def test_docs_page_points_swagger_ui_at_the_local_schema(client):
-    html = client.get("/docs").content.decode()
+def test_docs_page_points_swagger_ui_at_the_local_schema(signed_in):
+    html = signed_in.get("/docs").content.decode()
 
     assert 'url: "/api/schema"' in html
     assert "cdn" not in html.lower()
@@ -80,8 +88,8 @@ def test_collectstatic_gathers_the_swagger_ui_assets(settings, tmp_path):
 
 
 @pytest.mark.parametrize("path", ["/api/schema", "/api/schema/"])
-def test_schema_answers_with_and_without_trailing_slash(client, path):
-    response = client.get(path, HTTP_ACCEPT="application/json")
+def test_schema_answers_with_and_without_trailing_slash(signed_in, path):
+    response = signed_in.get(path, HTTP_ACCEPT="application/json")
 
     assert response.status_code == 200
     schema = response.json()
