@@ -28,6 +28,7 @@ services:
 	scripts/ensure-services.sh
 
 test: install services
+	scripts/ensure-browser.sh
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -q
 
 lint: install

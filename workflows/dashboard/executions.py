@@ -94,10 +94,15 @@ def _execution_context(request, execution: Execution, form: ParamsForm | None = 
     }
 
 
+# The progress bar fills from the left with what is over, then what is under way.
+_S = TaskRun.Status
+PROGRESS_ORDER = [_S.COMPLETED, _S.SKIPPED, _S.FAILED, _S.CANCELLED, _S.RUNNING, _S.QUEUED, _S.PENDING]
+
+
 def _segments(counts: Counter, total: int) -> list[dict]:
-    """The progress bar: one segment per task state present, widths in percent, in state order."""
+    """The progress bar: one segment per task state present, widths in percent."""
     segments, left = [], 0.0
-    for status in TaskRun.Status.values:
+    for status in PROGRESS_ORDER:
         if counts[status]:
             width = counts[status] / total * 100
             segments.append({"status": status, "count": counts[status], "left": left, "width": width})

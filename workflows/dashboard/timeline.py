@@ -8,8 +8,34 @@ from workflows.dashboard.formatting import format_duration
 from workflows.models import TaskRun
 
 # Steps a tick may take, in seconds; the first giving at most MAX_TICKS ticks wins.
-TICK_STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
-MAX_TICKS = 8
+TICK_STEPS = (
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.2,
+    0.5,
+    1,
+    2,
+    5,
+    10,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    7200,
+    21600,
+    86400,
+)
+MAX_TICKS = 5
 # A task that ran this many times the median (and at least SLOW_MIN_SECONDS) is flagged slow.
 SLOW_FACTOR = 2.0
 SLOW_MIN_SECONDS = 0.5

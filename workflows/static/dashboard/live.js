@@ -182,8 +182,10 @@
       return;
     }
     event.preventDefault();
-    window.history.pushState({ node: true }, "", link.href);
-    region.select(link.href);
+    // An SVG <a> has no string .href: resolve its attribute against the page.
+    var href = new URL(link.getAttribute("href"), window.location.href).href;
+    window.history.pushState({ node: true }, "", href);
+    region.select(href);
   });
 
   window.addEventListener("popstate", function () {
