@@ -93,10 +93,10 @@ def test_a_user_triggers_from_the_workflows_page_and_watches_the_run_live(
     page.goto("/dashboard/workflows")
     row = page.locator(f'tr[data-workflow="{workflow_id}"]')
     expect(row).to_contain_text("Nightly report")
-    screenshot(page, "workflows")
     with workers_paused(runners):
         row.locator("summary", has_text="Trigger").click()
         row.locator("textarea[name=params]").fill('{"day": "2026-12-01"}')
+        screenshot(page, "workflows")
         row.locator("button", has_text="Start execution").click()
         page.wait_for_url(re.compile(r"/dashboard/executions/[0-9a-f-]{36}$"))
         mark_page(page)
@@ -118,6 +118,9 @@ def test_a_user_triggers_from_the_workflows_page_and_watches_the_run_live(
     assert page.url.endswith("?node=wait_for_warehouse") and still_same_page(page)
     screenshot(page, "node-detail")
 
+    page.goto("/dashboard/")
+    expect(page.locator("tr[data-execution]").first).to_contain_text("COMPLETED")
+    screenshot(page, "executions")
     page.goto("/dashboard/handlers")
     expect(page.locator('tr[data-handler="delay"]')).to_contain_text("100 %")
     screenshot(page, "handlers")

@@ -356,6 +356,7 @@ def test_dead_letters_show_their_error_as_json_and_can_be_retried(operator_brows
 
     assert "broken input" in html
     assert "&quot;code&quot;: &quot;bad_input&quot;," in html  # pretty JSON, not a Python repr
+    assert "&quot;traceback&quot;" not in html and "ValueError: broken input" in html  # shown apart
     assert response.status_code == 302 and response["Location"] == "/dashboard/dlq?status=OPEN"
     letter.refresh_from_db()
     execution.refresh_from_db()

@@ -13,10 +13,13 @@ PREVIEW_CHARS = 1200
 
 
 @register.inclusion_tag("dashboard/_json.html")
-def json_block(value, key: str = "", limit: int = PREVIEW_CHARS) -> dict:
+def json_block(value, key: str = "", limit: int = PREVIEW_CHARS, omit: str = "") -> dict:
     """A value as indented JSON; past `limit` characters a preview, the whole value one click away.
 
-    `key` names the block so a live refresh keeps it open once expanded."""
+    `key` names the block so a live refresh keeps it open once expanded; `omit` lists keys (comma
+    separated) of a dict shown elsewhere on the page, such as a traceback."""
+    if omit and isinstance(value, dict):
+        value = {k: v for k, v in value.items() if k not in omit.split(",")}
     text = pretty_json(value)
     return {"text": text, "preview": text[:limit], "truncated": len(text) > limit, "key": key}
 
