@@ -1,7 +1,5 @@
 """The dead-letter queue for staff: filter, read the error, retry or discard."""
 
-from urllib.parse import urlencode
-
 from django.http import Http404, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -57,4 +55,5 @@ def dead_letter_resolve(request, dead_letter_id: int, action: str):
         f"Dead letter #{dead_letter_id}: {action} done.",
     )
     # Back to the list as it was filtered: only a query string, so never another site.
-    return redirect(f"{reverse('dashboard-dlq')}?{urlencode(QueryDict(request.POST.get('query', '')))}")
+    back = QueryDict(request.POST.get("query", "")).urlencode()
+    return redirect(f"{reverse('dashboard-dlq')}?{back}" if back else "dashboard-dlq")
