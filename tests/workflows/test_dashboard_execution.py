@@ -229,7 +229,15 @@ def test_the_live_fragment_is_the_changing_part_and_keeps_the_selected_node(brow
     assert fragment.startswith('<div id="execution-live"')
     assert f'data-live-url="/dashboard/executions/{execution.id}/live?node=first"' in fragment
     assert 'data-live-state="running"' in fragment and 'id="node-detail"' in fragment
+    assert 'data-live-interval="1000"' in fragment
     assert 'id="retrigger" data-live-keep' in fragment
+
+
+def test_a_big_execution_refreshes_less_often(browser, start_workflow, monkeypatch):
+    monkeypatch.setattr("workflows.dashboard.executions.BIG_EXECUTION", 1)
+    execution = start_workflow(CHAIN)
+
+    assert 'data-live-interval="3000"' in html_of(browser, execution)
 
 
 def test_another_users_execution_is_a_404_page(browser, bob):

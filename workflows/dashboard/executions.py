@@ -23,8 +23,11 @@ from workflows.models import Execution, TaskRun
 from workflows.runs import dag_for
 
 PAGE_SIZE = 50
-# The live fragment is sent every second: bigger executions list their first tasks only.
+# The live fragment is sent every second: bigger executions list their first tasks only, and
+# past BIG_EXECUTION tasks (a fragment of several hundred KB) it is sent less often.
 TASK_TABLE_MAX = 500
+BIG_EXECUTION = 200
+LIVE_INTERVAL_MS, BIG_LIVE_INTERVAL_MS = 1000, 3000
 
 
 @login_required
@@ -78,6 +81,7 @@ def _execution_context(request, execution: Execution, form: ParamsForm | None = 
     return {
         "execution": execution,
         "live": not execution.is_terminal,
+        "live_interval": LIVE_INTERVAL_MS if len(runs) <= BIG_EXECUTION else BIG_LIVE_INTERVAL_MS,
         "graph": graph_of(execution.workflow_id, statuses),
         "graph_max_nodes": GRAPH_MAX_NODES,
         "timeline": timeline_of(
