@@ -65,8 +65,11 @@ class EngineStack:
             "PYTHONUNBUFFERED": "1",
             "VAR_DIR": str(self.var_dir),
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            # The 50 load clients are one user: each may hold a long poll (24 per process).
+            # The 50 load clients are one user, and gunicorn may give one process most of their
+            # keep-alive connections: let every thread long-poll (a production API keeps 8 of its
+            # 32 threads for other requests, and would answer some of these polls 429).
             "LONG_POLL_MAX_PER_USER": "64",
+            "LONG_POLL_MAX_PER_PROCESS": "32",
         }
         env.pop("DJANGO_SETTINGS_MODULE", None)
         return env
