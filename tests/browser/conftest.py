@@ -60,8 +60,16 @@ def page(live_server, transactional_db, monkeypatch, offsite_requests) -> Page:
                 route.abort()
 
         context.route("**/*", local_only)
+        page = context.new_page()
+        # Content-Security-Policy refusals only show on the console: any one fails the test.
+        refused = []
+        page.on(
+            "console",
+            lambda message: "Content Security Policy" in message.text and refused.append(message.text),
+        )
         try:
-            yield context.new_page()
+            yield page
+            assert not refused, f"the page broke its Content-Security-Policy: {refused}"
         finally:
             context.close()
             browser.close()
