@@ -203,7 +203,7 @@ def test_the_list_shows_how_long_each_execution_took(alice_browser, alice, strea
         started_at=timezone.now() - timedelta(seconds=130), finished_at=timezone.now(), status="COMPLETED"
     )
 
-    assert "2 m 10 s" in page(alice_browser, "/dashboard/")
+    assert "2 min 10 s" in page(alice_browser, "/dashboard/")
 
 
 def test_the_rows_fragment_refreshes_while_something_runs_and_idles_after(alice_browser, alice, streams):

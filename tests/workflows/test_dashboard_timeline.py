@@ -1,10 +1,23 @@
-"""The dashboard's timeline geometry and its way of writing durations and JSON (no database)."""
+"""The dashboard's timeline geometry, its time axis, and its way of writing durations and JSON (no database)."""
 
+import re
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from workflows.dashboard.formatting import format_duration, pretty_json
+from workflows.dashboard.time_axis import (
+    MAX_LABELS,
+    NARROWEST_PX,
+    WIDTH_CLASSES,
+    Axis,
+    Tick,
+    label_px,
+    time_axes,
+)
 from workflows.dashboard.timeline import timeline_of
 from workflows.models import TaskRun
 
@@ -66,11 +79,67 @@ def test_a_slow_task_stands_out():
     assert [b.run.pk for b in bars if b.slow] == [9]
 
 
-def test_ticks_use_a_round_step():
+def labels(axis: Axis) -> list[str]:
+    return [tick.label for tick in axis.ticks]
+
+
+def axis_at(axes: list[Axis], width: float) -> Axis:
+    """The axis the stylesheet shows on a chart `width` px wide."""
+    index = max(i for i, start in enumerate(WIDTH_CLASSES) if width >= start)
+    return next(axis for axis in axes if index in axis.width_classes)
+
+
+def test_the_axis_starts_at_0_and_steps_by_round_numbers_in_one_lower_case_unit():
     timeline = timeline_of([run(1, "COMPLETED", queued=0, started=0, finished=45)], start=at(0), end=at(45))
 
-    assert [t.label for t in timeline.ticks] == ["0", "10.0 s", "20.0 s", "30.0 s", "40.0 s"]
-    assert timeline.ticks[-1].left == pytest.approx(40 / 45 * 100)
+    assert labels(axis_at(timeline.axes, 600)) == ["0", "10 s", "20 s", "30 s", "40 s"]
+    assert axis_at(timeline.axes, 600).ticks[-1].left == pytest.approx(40 / 45 * 100)
+
+
+@pytest.mark.parametrize(
+    ("span", "width", "expected"),
+    [
+        (0.528, 200, ["0", "200 ms", "400 ms"]),
+        (0.528, 600, ["0", "100 ms", "200 ms", "300 ms", "400 ms", "500 ms"]),
+        (17.3, 200, ["0", "5 s", "10 s", "15 s"]),
+        (1.3, 300, ["0", "0.5 s", "1 s"]),
+        (600, 300, ["0", "5 min", "10 min"]),
+        (3 * 3600, 600, ["0", "1 h", "2 h", "3 h"]),
+    ],
+)
+def test_the_number_of_ticks_follows_the_charts_width(span, width, expected):
+    assert labels(axis_at(time_axes(span), width)) == expected
+
+
+@pytest.mark.parametrize(
+    "span", [0.0004, 0.003, 0.528, 0.9, 1.3, 4.2, 17.3, 45, 100, 130, 600, 3000, 7300, 2e5]
+)
+def test_labels_never_overlap_or_leave_the_chart_and_are_at_most_six(span):
+    for axis in time_axes(span):
+        width = max(WIDTH_CLASSES[axis.width_classes[0]], NARROWEST_PX)
+        assert axis.ticks[0] == Tick(0.0, "0", "start") and len(axis.ticks) <= MAX_LABELS
+        boxes = []
+        for tick in axis.ticks:
+            x, size = tick.left / 100 * width, label_px(tick.label)
+            left = {"start": x, "middle": x - size / 2, "end": x - size}[tick.anchor]
+            boxes.append((left, left + size))
+        assert all(right <= next_left for (_, right), (next_left, _) in pairwise(boxes))
+        assert boxes[-1][1] <= width + 1e-6
+        assert all(re.fullmatch(r"0|[\d.]+ (ms|s|min|h)", tick.label) for tick in axis.ticks)
+
+
+def test_the_stylesheet_has_a_container_query_for_every_width_class():
+    css = (Path(settings.BASE_DIR) / "workflows/static/dashboard/dashboard.css").read_text()
+
+    for index, start in enumerate(WIDTH_CLASSES):
+        end = WIDTH_CLASSES[index + 1] if index + 1 < len(WIDTH_CLASSES) else None
+        if index == 0:
+            query = f"(width < {end}px)"
+        elif end is None:
+            query = f"({start}px <= width)"
+        else:
+            query = f"({start}px <= width < {end}px)"
+        assert f"@container timeline-axis {query} {{ .timeline .axis .ticks.fit-{index} " in css
 
 
 def test_nothing_queued_means_no_timeline():
@@ -82,9 +151,10 @@ def test_nothing_queued_means_no_timeline():
     [
         (0.0123, "12 ms"),
         (3.25, "3.2 s"),
-        (125, "2 m 05 s"),
-        (3720, "1 h 02 m"),
-        (timedelta(minutes=1), "1 m 00 s"),
+        (125, "2 min 05 s"),
+        (3720, "1 h 02 min"),
+        (timedelta(hours=24), "24 h"),
+        (timedelta(minutes=1), "1 min 00 s"),
     ],
 )
 def test_durations_are_written_in_their_natural_unit(seconds, text):

@@ -10,7 +10,7 @@ def pretty_json(value) -> str:
 
 
 def format_duration(value: timedelta | float | None) -> str:
-    """'850 ms', '3.2 s', '2 m 05 s', '1 h 02 m'; '' for None."""
+    """'850 ms', '3.2 s', '2 min 05 s', '1 h 02 min', '24 h'; '' for None."""
     if value is None:
         return ""
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
@@ -20,6 +20,6 @@ def format_duration(value: timedelta | float | None) -> str:
         return f"{seconds:.1f} s"
     minutes, seconds = divmod(int(seconds), 60)
     if minutes < 60:
-        return f"{minutes} m {seconds:02d} s"
+        return f"{minutes} min {seconds:02d} s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} m"
+    return f"{hours} h {minutes:02d} min" if minutes else f"{hours} h"

@@ -4,38 +4,9 @@ so the slow nodes stand out. Positions are percentages of the chart's width."""
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from workflows.dashboard.formatting import format_duration
+from workflows.dashboard.time_axis import Axis, time_axes
 from workflows.models import TaskRun
 
-# Steps a tick may take, in seconds; the first giving at most MAX_TICKS ticks wins.
-TICK_STEPS = (
-    0.001,
-    0.002,
-    0.005,
-    0.01,
-    0.02,
-    0.05,
-    0.1,
-    0.2,
-    0.5,
-    1,
-    2,
-    5,
-    10,
-    15,
-    30,
-    60,
-    120,
-    300,
-    600,
-    900,
-    1800,
-    3600,
-    7200,
-    21600,
-    86400,
-)
-MAX_TICKS = 5
 # A task that ran this many times the median (and at least SLOW_MIN_SECONDS) is flagged slow.
 SLOW_FACTOR = 2.0
 SLOW_MIN_SECONDS = 0.5
@@ -56,15 +27,9 @@ class Bar:
 
 
 @dataclass(frozen=True)
-class Tick:
-    left: float
-    label: str
-
-
-@dataclass(frozen=True)
 class Timeline:
     bars: list[Bar]
-    ticks: list[Tick]
+    axes: list[Axis]  # one per range of chart widths, see time_axis
     span: float
     # Tasks that never reached a queue (skipped, cancelled or still waiting for their parents).
     unqueued: int
@@ -102,11 +67,4 @@ def timeline_of(runs: list[TaskRun], *, start: datetime | None, end: datetime) -
     if durations:
         slow = max(durations[len(durations) // 2] * SLOW_FACTOR, SLOW_MIN_SECONDS)
         bars = [replace(bar, slow=bar.ran is not None and bar.ran >= slow) for bar in bars]
-    step = next((s for s in TICK_STEPS if span / s <= MAX_TICKS), span)
-    ticks = [Tick(s / span * 100, format_duration(s) if s else "0") for s in _steps(span, step)]
-    return Timeline(bars=bars, ticks=ticks, span=span, unqueued=len(runs) - len(queued))
-
-
-def _steps(span: float, step: float) -> list[float]:
-    count = int(span / step + 1e-9)
-    return [i * step for i in range(count + 1)]
+    return Timeline(bars=bars, axes=time_axes(span), span=span, unqueued=len(runs) - len(queued))
