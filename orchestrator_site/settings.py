@@ -238,6 +238,29 @@ CIRCUIT_RESET_SECONDS = env_float("CIRCUIT_RESET_SECONDS", 30.0)
 # Per-handler rate limits shared by all workers, e.g. "call_llm=20/s,call_external_service=100/s".
 RATE_LIMITS = dict(item.split("=", 1) for item in env_list("RATE_LIMITS") if "=" in item)
 
+# Handlers (docs/handlers.md). Offline, call_external_service and call_llm answer without calling
+# anything: the default when embedded (no DATABASE_URL: `make run`, demos), off in production.
+HANDLERS_OFFLINE = env_bool("HANDLERS_OFFLINE", not DATABASE_URL)
+# Every outgoing request goes through workflows.outbound, which refuses private, loopback,
+# link-local and other non-public addresses; this opens host names, *.domains, IPs and CIDRs.
+OUTBOUND_ALLOWLIST = env_list("OUTBOUND_ALLOWLIST")
+OUTBOUND_TIMEOUT_SECONDS = env_float("OUTBOUND_TIMEOUT_SECONDS", 30.0)
+OUTBOUND_MAX_RESPONSE_BYTES = env_int("OUTBOUND_MAX_RESPONSE_BYTES", 1024 * 1024)
+OUTBOUND_MAX_REDIRECTS = env_int("OUTBOUND_MAX_REDIRECTS", 5)
+# call_llm: an OpenAI-compatible chat-completions endpoint (e.g. https://api.openai.com/v1);
+# empty: the offline provider answers.
+LLM_BASE_URL = os.environ.get("LLM_BASE_URL", "")
+LLM_API_KEY = os.environ.get("LLM_API_KEY", "")
+LLM_MODEL = os.environ.get("LLM_MODEL", "")
+# `{{ secrets.NAME }}` in a node's config reads WORKFLOW_SECRET_NAME, in the worker only. Not
+# SECRET_NAME: SECRET_KEY is Django's own and must never be readable by a workflow.
+SECRET_ENV_PREFIX = "WORKFLOW_SECRET_"  # noqa: S105 (a prefix, not a password)
+SECRETS = {
+    name.removeprefix(SECRET_ENV_PREFIX): value
+    for name, value in os.environ.items()
+    if name.startswith(SECRET_ENV_PREFIX) and name != SECRET_ENV_PREFIX
+}
+
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
 LOGGING = {
@@ -245,7 +268,12 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # httpx logs every request's URL at INFO: a URL may carry a secret.
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }
 
 from orchestrator_site.logs import configure as configure_logs  # noqa: E402

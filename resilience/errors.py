@@ -13,15 +13,24 @@ PERMANENT_CATEGORIES = frozenset({"validation", "poison"})
 
 
 class ClassifiedError(Exception):
-    """Raised with an explicit category (handlers may raise it, or HandlerError)."""
+    """Raised with an explicit category (handlers may raise it, or HandlerError).
+    `retry_after_seconds`: the next attempt must not start sooner (a 429's Retry-After)."""
 
     category = "handler"
 
-    def __init__(self, message: str, *, code: str | None = None, category: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        category: str | None = None,
+        retry_after_seconds: float | None = None,
+    ):
         super().__init__(message)
         self.code = code or self.__class__.__name__
         if category:
             self.category = category
+        self.retry_after_seconds = retry_after_seconds
 
 
 class TaskTimeout(ClassifiedError):
@@ -57,12 +66,13 @@ def classify(exc: BaseException) -> Classification:
 
 
 def error_detail(exc: BaseException, *, category: str | None = None) -> dict:
-    """What a failed attempt records: category, code, message, permanence, traceback and its hash."""
+    """What a failed attempt records: category, code, message, permanence, traceback and its hash,
+    and `retry_after_seconds` when the error says how long to wait before the next attempt."""
     found = classify(exc)
     trace = "".join(traceback.format_exception(exc))
     # The hash ignores the message so the same failure site groups together in triage.
     site = "".join(traceback.format_tb(exc.__traceback__)) + exc.__class__.__name__
-    return {
+    detail = {
         "category": category or found.category,
         "code": storable(str(found.code)),
         "message": storable(str(exc) or exc.__class__.__name__),
@@ -70,6 +80,10 @@ def error_detail(exc: BaseException, *, category: str | None = None) -> dict:
         "traceback": storable(trace[-8000:]),
         "traceback_hash": hashlib.sha256(site.encode()).hexdigest()[:16],
     }
+    retry_after = getattr(exc, "retry_after_seconds", None)
+    if retry_after is not None and not found.permanent:
+        detail["retry_after_seconds"] = float(retry_after)
+    return detail
 
 
 def storable(text: str) -> str:

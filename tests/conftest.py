@@ -24,6 +24,13 @@ def pytest_sessionstart(session):
         pytest.exit("tests need PostgreSQL: set DATABASE_URL (see README, `make test`)", returncode=2)
 
 
+@pytest.fixture(autouse=True)
+def handlers_offline(settings) -> None:
+    """call_external_service and call_llm answer offline, as in `make run`: the reference payloads
+    name hosts that do not exist. Tests of the real handlers turn it off."""
+    settings.HANDLERS_OFFLINE = True
+
+
 @pytest.fixture
 def stream_prefix(settings) -> str:
     """A fresh stream prefix for this test; its keys are deleted afterwards."""

@@ -54,7 +54,9 @@ def handle_failures(
             run.fail(completion.node_id, error)
             letters.append((run, completion, config, error))
         else:
-            retries.append((run, completion, config, now + policy.delay(used)))
+            # Never sooner than the downstream asked (a 429's Retry-After).
+            wait = max(policy.delay(used), float(error.get("retry_after_seconds") or 0))
+            retries.append((run, completion, config, now + wait))
     if retries:
         load_outputs((run, c.node_id) for run, c, _, _ in retries)
         returned = update_from_values(

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Q
 
+from resilience.rate_limit import stricter_rate
 from workflows.bulk_sql import (
     db_uuid,
     from_db_datetime,
@@ -177,7 +178,7 @@ def task_message(run: Run, node_id: str, pk: int, attempt: int, config: dict) ->
         deadline=run.deadline,
         workflow_id=run.workflow_id,
         timeout_seconds=node.timeout_seconds,
-        rate_limit=node.config.get("rate_limit") or settings.RATE_LIMITS.get(node.handler),
+        rate_limit=stricter_rate(node.config.get("rate_limit"), settings.RATE_LIMITS.get(node.handler)),
     )
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from workflows import engine, runs, selectors
 from workflows.bulk_sql import db_uuid, hot_cursor, insert_rows, rows_table
 from workflows.dag import Dag, Limits, check_json_value, parse_workflow
-from workflows.handlers import handler_names
+from workflows.handlers import config_checks
 from workflows.models import Execution, TaskRun, Workflow
 from workflows.streams import get_streams
 
@@ -47,7 +47,7 @@ def workflow_submit(*, payload: object, owner) -> Execution:
     """Validate a workflow, store it, and create its first (PENDING) execution."""
     dag = parse_workflow(
         payload,
-        handlers=handler_names(),
+        handlers=config_checks(),  # names, each with its config schema's check
         limits=Limits(max_nodes=settings.DAG_MAX_NODES, max_config_bytes=settings.DAG_MAX_CONFIG_BYTES),
     )
     definition = dag.to_json()

@@ -85,6 +85,7 @@ class Stack:
                 f"Health:              http://{self.bind}/health\n"
                 f"Database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, "
                 f"Redis: {redis_label}\n"
+                f"Handlers: {handlers_label()}\n"
                 "Ctrl-C stops everything.\n"
             )
             while not self.stop.is_set:
@@ -118,6 +119,21 @@ class Stack:
             self.redis.send_signal(signal.SIGTERM)
             self.redis.wait(timeout=10)
         self.out.write("stopped.")
+
+
+def handlers_label() -> str:
+    """What the banner says about outgoing calls: offline (the embedded default) or live."""
+    if settings.HANDLERS_OFFLINE:
+        return (
+            "offline (HANDLERS_OFFLINE): call_external_service and call_llm answer with mock "
+            "responses, nothing is called; HANDLERS_OFFLINE=0 makes real calls"
+        )
+    llm = (
+        f"call_llm via {settings.LLM_BASE_URL}"
+        if settings.LLM_BASE_URL
+        else "call_llm offline (no LLM_BASE_URL)"
+    )
+    return f"live: call_external_service makes real HTTP calls (public addresses only), {llm}"
 
 
 def ensure_free(bind: str) -> None:

@@ -37,7 +37,7 @@ DLQ_STREAM_MAXLEN = 10_000
 # Admission of a read batch, atomically, task by task: cancelled? already done? running
 # elsewhere? circuit open? over its rate limit? Otherwise claim it for this consumer: the claim
 # holds "<consumer>|<start time>", which status reads overlay to show the task RUNNING live.
-# KEYS per task: cancel flag, done marker, claim, circuit, rate window.
+# KEYS per task: cancel flag, done marker, claim, circuit ('' for a task with none), rate window.
 # ARGV: now, consumer, claim ms, probe seconds, then per task rate limit, window s, wait s.
 # Returns one {verdict, wait_seconds} per task.
 ADMIT = """
@@ -47,8 +47,11 @@ local function admit(cancel, done, claim, circuit, rate, limit, window, wait)
   if redis.call('EXISTS', done) == 1 then return {'duplicate', '0'} end
   -- Any live claim means this delivery is running (another copy, even in this same batch).
   if redis.call('EXISTS', claim) == 1 then return {'busy', '0'} end
-  local state = redis.call('HGET', circuit, 'state')
-  local reopen = tonumber(redis.call('HGET', circuit, 'until') or '0')
+  local state, reopen = false, 0
+  if circuit ~= '' then
+    state = redis.call('HGET', circuit, 'state')
+    reopen = tonumber(redis.call('HGET', circuit, 'until') or '0')
+  end
   if (state == 'open' or state == 'half_open') and now < reopen then
     return {'circuit', tostring(reopen - now)}
   end
@@ -77,20 +80,24 @@ return verdicts
 # delivery done, release its claim and sent marker, record its outcome in its handler's circuit
 # (success closes it, N consecutive failures or a failed half-open probe open it until now +
 # reset timeout), and ack+delete its task entry. One EVAL costs the client about half the CPU of
-# the equivalent MULTI of six commands per completion.
+# the equivalent MULTI of six commands per completion. A circuit written to expires after a day
+# without news (or twice its reset time): circuits are per downstream host, and hosts come and go.
 # KEYS: completions, tasks, then per completion done, claim, sent, circuit.
 # ARGV: version, now, threshold, reset seconds, done TTL, workers group, then per completion
 # task entry id, body, outcome ('1' ok, '0' failed, '-' leaves the circuit alone).
 COMPLETE = """
 local now, threshold, reset = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local ttl = math.max(86400, math.ceil(reset * 2))
 local function record(circuit, ok)
   if ok then
     if redis.call('HGET', circuit, 'state') ~= 'closed' or redis.call('HGET', circuit, 'failures') ~= '0' then
       redis.call('HSET', circuit, 'state', 'closed', 'failures', '0', 'until', '0')
+      redis.call('EXPIRE', circuit, ttl)
     end
     return
   end
   local failures = redis.call('HINCRBY', circuit, 'failures', 1)
+  redis.call('EXPIRE', circuit, ttl)
   local state = redis.call('HGET', circuit, 'state')
   if state == 'half_open' or failures >= threshold then
     redis.call('HSET', circuit, 'state', 'open', 'until', tostring(now + reset), 'opened_at', ARGV[2])
@@ -194,8 +201,9 @@ class Streams:
     def finished_key(self, execution_id: str) -> str:
         return f"{self.prefix}:finished:{execution_id}"
 
-    def circuit_key(self, handler: str) -> str:
-        return f"{self.prefix}:circuit:{handler}"
+    def circuit_key(self, name: str) -> str:
+        """A circuit breaker: `<handler>`, or `<handler>:<host>` for handlers that call out."""
+        return f"{self.prefix}:circuit:{name}"
 
     def rate_key(self, handler: str, window: int) -> str:
         return f"{self.prefix}:rate:{handler}:{window}"
@@ -309,26 +317,29 @@ class Streams:
         pipe.execute()
 
     def publish_completions(
-        self, done: Sequence[tuple[bytes, CompletionMessage, str]], *, circuit: tuple[int, float]
+        self, done: Sequence[tuple[bytes, CompletionMessage, str | None]], *, circuit: tuple[int, float]
     ) -> None:
         """Publish each completion, mark its delivery done, release its claim, record the outcome
-        in its handler's circuit, and ack+delete its task entry: atomically, in one round trip.
-        `done` holds (entry id, completion, handler); `circuit` is (failure threshold, reset s).
-        Validation and poison failures say nothing about the handler's health: no circuit."""
+        in its task's circuit, and ack+delete its task entry: atomically, in one round trip.
+        `done` holds (entry id, completion, circuit name or None for a task with no circuit);
+        `circuit` is (failure threshold, reset s). Validation and poison failures say nothing
+        about the downstream's health: no circuit."""
         if not done:
             return
         threshold, reset_seconds = circuit
         keys: list = [self.completions, self.tasks]
         args: list = [SCHEMA_VERSION, time.time(), threshold, reset_seconds, DONE_TTL_SECONDS, WORKERS_GROUP]
-        for entry_id, completion, handler in done:
+        for entry_id, completion, circuit_name in done:
             task, attempt = completion.task_id, completion.attempt
             keys += [
                 self.done_key(task, attempt),
                 self.claim_key(task, attempt),
                 self.sent_key(task, attempt),
-                self.circuit_key(handler),
+                self.circuit_key(circuit_name) if circuit_name else "",
             ]
-            if completion.ok:
+            if not circuit_name:
+                outcome = "-"
+            elif completion.ok:
                 outcome = "1"
             else:
                 outcome = "-" if (completion.error or {}).get("category") in {"validation", "poison"} else "0"
@@ -410,22 +421,30 @@ class Streams:
 
     # Worker guards.
     def admit(
-        self, tasks: Sequence[TaskMessage], consumer: str, *, claim_ms: int, probe_seconds: float
+        self,
+        tasks: Sequence[TaskMessage],
+        consumer: str,
+        *,
+        claim_ms: int,
+        probe_seconds: float,
+        circuits: Sequence[str | None] | None = None,
     ) -> list[Admission]:
-        """The verdicts for a read batch, in one script call (one round trip)."""
+        """The verdicts for a read batch, in one script call (one round trip). `circuits`: each
+        task's circuit name, None for a task with no circuit (default: one per handler)."""
         if not tasks:
             return []
         now = time.time()
         keys: list = []
         args: list = [now, consumer, claim_ms, probe_seconds]
-        for task in tasks:
+        names = circuits if circuits is not None else [task.handler for task in tasks]
+        for task, circuit_name in zip(tasks, names, strict=True):
             limit, window = parse_rate(task.rate_limit)
             window_index = int(now // window) if limit else 0
             keys += [
                 self.cancel_key(task.execution_id),
                 self.done_key(task.task_id, task.attempt),
                 self.claim_key(task.task_id, task.attempt),
-                self.circuit_key(task.handler),
+                self.circuit_key(circuit_name) if circuit_name else "",
                 self.rate_key(task.handler, window_index),
             ]
             args += [limit, window, (window_index + 1) * window - now if limit else 0]
@@ -544,11 +563,13 @@ class Streams:
         return {i for i, flag in zip(ids, flags, strict=True) if flag is not None}
 
     def circuits(self) -> dict[str, dict]:
-        """Every handler's circuit state, for /metrics and the API."""
+        """Every circuit's state by name (a handler, or `handler:host`), for /metrics and the API."""
         result = {}
+        start = len(self.circuit_key(""))
         for key in self.client.scan_iter(f"{self.prefix}:circuit:*", count=500):
             data = {_text(k): _text(v) for k, v in self.client.hgetall(key).items()}
-            result[_text(key).rsplit(":", 1)[-1]] = data
+            if data:  # expired between the scan and the read
+                result[_text(key)[start:]] = data
         return result
 
     def lag(self) -> dict:

@@ -13,6 +13,9 @@ EXPRESSION = re.compile(r"\{\{\s*([A-Za-z_][\w-]*(?:\.[\w-]+)*)\s*\}\}")
 # List indexes in a path; ASCII digits only, so int() cannot fail on `--1` or `²`.
 INDEX = re.compile(r"-?[0-9]+")
 PARAMS = "params"
+# `{{ secrets.NAME }}` is revealed by the worker (workflows.secrets), never here: it always stays
+# as written, even in strict mode, so no secret is ever stored in a resolved config.
+SECRETS = "secrets"
 MISSING = object()
 
 
@@ -87,7 +90,7 @@ def _resolve_string(text: str, scope: Mapping[str, Any], strict: bool) -> Any:
         found = lookup(whole.group(1), scope)
         if found is not MISSING:
             return found
-        if strict:
+        if strict and not whole.group(1).startswith(f"{SECRETS}."):
             raise TemplateError(f"unresolved reference {{{{ {whole.group(1)} }}}}")
         return text
     return interpolate(text, scope, strict=strict)
@@ -99,7 +102,7 @@ def interpolate(text: str, scope: Mapping[str, Any], *, strict: bool = False) ->
     def substitute(match: re.Match) -> str:
         found = lookup(match.group(1), scope)
         if found is MISSING:
-            if strict:
+            if strict and not match.group(1).startswith(f"{SECRETS}."):
                 raise TemplateError(f"unresolved reference {{{{ {match.group(1)} }}}}")
             return match.group(0)
         return as_text(found)
