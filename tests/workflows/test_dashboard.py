@@ -1,17 +1,20 @@
 """The dashboard's pages: its own login, the executions list (filters, search, pages, live rows),
-workflows with their trigger form, handler health and the staff-only dead-letter queue."""
+workflows with their trigger form, handler health, the staff-only dead-letter queue, and the site's
+404 and 500 pages."""
 
 import re
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dlq.models import DeadLetter
 from tests import reference_payloads
 from workflows import engine, services
+from workflows.api.errors import server_error
 from workflows.messages import CompletionMessage
 from workflows.models import Execution, TaskRun, Workflow
 
@@ -376,3 +379,43 @@ def test_dead_letters_can_be_discarded_and_filtered(operator_browser, alice, str
     assert f'data-letter="{letter.id}"' not in page(
         operator_browser, "/dashboard/dlq", status="ALL", handler="x"
     )
+
+
+# --- error pages ----------------------------------------------------------------------------
+
+
+def test_an_unknown_page_is_the_dashboards_404_with_the_menu_once_logged_in(alice_browser, client):
+    response = alice_browser.get("/dashboard/no-such-page")
+    html = response.content.decode()
+
+    assert response.status_code == 404
+    assert "There is no page at <code>/dashboard/no-such-page</code>" in html
+    assert 'class="topbar"' in html and "alice" in html and "/static/dashboard/dashboard.css" in html
+
+    anonymous = client.get("/no-such-page")
+    assert anonymous.status_code == 404 and 'class="login-card"' in anonymous.content.decode()
+    assert "after logging in" in anonymous.content.decode()
+
+
+def test_an_unknown_api_path_is_still_a_json_404(alice_browser):
+    response = alice_browser.get("/api/v1/no-such-endpoint")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_server_error_is_a_static_page_that_needs_no_database(alice_browser, monkeypatch, rf):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("workflows.dashboard.handler_health.reports.handler_health", broken)
+    alice_browser.raise_request_exception = False
+
+    response = alice_browser.get("/dashboard/handlers")
+
+    assert response.status_code == 500
+    assert "Something went wrong" in response.content.decode() and "boom" not in response.content.decode()
+    with CaptureQueriesContext(connection) as queries:
+        page = server_error(rf.get("/dashboard/handlers"))
+    assert page.status_code == 500 and "/static/dashboard/dashboard.css" in page.content.decode()
+    assert len(queries) == 0

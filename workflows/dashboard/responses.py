@@ -11,8 +11,8 @@ from workflows.services import ServiceError
 
 
 def not_found(request, message: str):
-    """The dashboard's own 404 page (the site's handler answers in JSON, for the API)."""
-    return render(request, "dashboard/not_found.html", {"message": message}, status=404)
+    """The site's 404 page with the dashboard's reason for it."""
+    return render(request, "404.html", {"message": message}, status=404)
 
 
 def page_of(request, rows, per_page: int) -> Page:
