@@ -212,14 +212,15 @@ def resolve(host: str, port: int) -> list[str]:
 
 def refusal(address: Address) -> str | None:
     """Why connecting to `address` is refused, or None for a public unicast address."""
-    if isinstance(address, ipaddress.IPv6Address):
+    if isinstance(address, ipaddress.IPv6Address) and not (address.is_unspecified or address.is_loopback):
         if address in LOCAL_NAT64:
             return "a local-use NAT64 address"
+        if int(address) >> 32 == 0:
+            return "an IPv4-compatible IPv6 address (deprecated)"
         embedded = _embedded_ipv4(address)
-        if embedded is not None:
+        if embedded is not None:  # the IPv4 address it reaches decides
             reason = refusal(embedded)
-            if reason:
-                return f"{reason} ({embedded} embedded in an IPv6 address)"
+            return f"{reason} ({embedded} embedded in an IPv6 address)" if reason else None
     for flag, reason in (
         ("is_unspecified", "an unspecified address"),
         ("is_loopback", "a loopback address"),
@@ -240,20 +241,20 @@ def refusal(address: Address) -> str | None:
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address inside an IPv4-mapped, -compatible, 6to4 or NAT64 IPv6 address."""
+    """The IPv4 address an IPv4-mapped, 6to4 or NAT64 IPv6 address reaches."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     if address.sixtofour is not None:
         return address.sixtofour
-    if int(address) >> 32 == 0 or address in NAT64:  # ::a.b.c.d (compatible) or 64:ff9b::a.b.c.d
+    if address in NAT64:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
 
 def vet(url: str | httpx.URL, policy: Policy) -> Target:
     """Check a URL and resolve its host once: the Target to connect to, or Refused."""
+    parsed = url if isinstance(url, httpx.URL) else parse_url(url)
     try:
-        parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
         raw_host = parsed.raw_host.decode("ascii")
         port = parsed.port
     except (httpx.InvalidURL, UnicodeError, TypeError, ValueError) as exc:
@@ -287,6 +288,15 @@ def vet(url: str | httpx.URL, policy: Policy) -> Target:
                     f"{shown} is {reason}; the engine does not call it (OUTBOUND_ALLOWLIST opens it)"
                 )
     return Target(parsed, host, port, addresses[0])
+
+
+def parse_url(url: str, params: Mapping[str, Any] | None = None) -> httpx.URL:
+    """`url` (with `params` merged into its query) as httpx reads it, or Refused."""
+    try:
+        parsed = httpx.URL(url)
+        return parsed.copy_merge_params(params) if params else parsed
+    except (httpx.InvalidURL, UnicodeError, TypeError, ValueError) as exc:
+        raise Refused(f"not a URL the engine can call: {exc}") from None
 
 
 def _host(raw_host: str) -> tuple[str, Address | None]:
@@ -345,9 +355,7 @@ def fetch(
     limit = min(max_bytes or policy.max_response_bytes, policy.max_response_bytes)
     started = time.monotonic()
     deadline = started + timeout
-    url_now = httpx.URL(url)
-    if params:
-        url_now = url_now.copy_merge_params(params)
+    url_now = parse_url(url, params)
     method = method.upper()
     sent_headers = {"User-Agent": USER_AGENT, "Accept": "*/*"}
     sent_headers.update({k: v for k, v in (headers or {}).items() if k.lower() not in CONTROLLED_HEADERS})
