@@ -10,9 +10,8 @@ from django.utils import timezone
 
 from dlq.models import DeadLetter
 from workflows import engine, runs, services
-from workflows.dag import DagError, check_json_value
 from workflows.models import Execution, TaskRun
-from workflows.services import Conflict, NotFound, ServiceError
+from workflows.services import Conflict, NotFound
 from workflows.streams import get_streams
 
 log = structlog.get_logger(__name__)
@@ -111,16 +110,7 @@ def _reopen(run: runs.Run) -> None:
 
 def execution_retrigger(*, execution: Execution, params: dict, owner) -> Execution:
     """Re-trigger with new params: a NEW execution of the same workflow, owned by `owner`,
-    started with `params`; the old execution is left as it is. One transaction, so params that
-    trigger refuses leave no stray PENDING execution behind."""
-    if not isinstance(params, dict):
-        raise ServiceError(f"'params' must be an object, not {type(params).__name__}", code="invalid_params")
-    try:
-        check_json_value(params, "'params'")  # trigger checks this too; here it is a ServiceError
-    except DagError as exc:
-        raise ServiceError(exc.message, code=exc.code) from None
-    with transaction.atomic():
-        new = services.execution_create(workflow=execution.workflow, owner=owner)
-        new = services.execution_trigger(execution=new, params=params)
+    started with `params` (`services.workflow_start`); the old execution is left as it is."""
+    new = services.workflow_start(workflow=execution.workflow, params=params, owner=owner)
     log.info("execution_retriggered", execution_id=str(new.id), previous_execution_id=str(execution.id))
     return new

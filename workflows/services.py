@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from workflows import engine, runs, selectors
 from workflows.bulk_sql import db_uuid, hot_cursor, insert_rows, rows_table
-from workflows.dag import Dag, Limits, check_json_value, parse_workflow
+from workflows.dag import Dag, DagError, Limits, check_json_value, parse_workflow
 from workflows.handlers import config_checks
 from workflows.models import Execution, TaskRun, Workflow
 from workflows.streams import get_streams
@@ -208,6 +208,21 @@ def _update_row(instance: models.Model, **values) -> None:
             f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s",  # noqa: S608
             [*params, meta.pk.get_db_prep_value(instance.pk, connection)],
         )
+
+
+def workflow_start(*, workflow: Workflow, params: object, owner) -> Execution:
+    """A new execution of `workflow`, owned by `owner`, triggered with `params`: the dashboard's
+    trigger form and a re-trigger. One transaction, so params that the trigger refuses leave no
+    PENDING execution behind; params that are not a JSON object are a ServiceError."""
+    if not isinstance(params, dict):
+        raise ServiceError(f"'params' must be an object, not {type(params).__name__}", code="invalid_params")
+    try:
+        check_json_value(params, "'params'")  # the trigger checks this too, as a DagError
+    except DagError as exc:
+        raise ServiceError(exc.message, code=exc.code) from None
+    with transaction.atomic():
+        execution = execution_create(workflow=workflow, owner=owner)
+        return execution_trigger(execution=execution, params=params)
 
 
 def execution_cancel(*, execution: Execution) -> Execution:

@@ -429,6 +429,19 @@ def test_retrigger_refuses_bad_params_and_creates_nothing(params, streams, start
     assert Execution.objects.count() == 1
 
 
+def test_a_start_the_trigger_refuses_leaves_no_pending_execution(streams, start_workflow, alice, monkeypatch):
+    old = start_workflow(CHAIN)
+
+    def refuse(**kwargs):
+        raise ServiceError("refused after the execution was created")
+
+    monkeypatch.setattr(services, "execution_trigger", refuse)
+    with pytest.raises(ServiceError):
+        services.workflow_start(workflow=old.workflow, params={}, owner=alice)
+
+    assert Execution.objects.count() == 1
+
+
 # --- API -------------------------------------------------------------------------------------
 
 

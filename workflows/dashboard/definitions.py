@@ -6,7 +6,6 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -15,7 +14,6 @@ from workflows.dashboard.formatting import pretty_json
 from workflows.dashboard.forms import ParamsForm
 from workflows.dashboard.graph import GRAPH_MAX_NODES, graph_of
 from workflows.dashboard.responses import not_found, page_of
-from workflows.models import Execution, Workflow
 
 PAGE_SIZE = 25
 RECENT_EXECUTIONS = 10
@@ -53,18 +51,13 @@ def workflow_trigger(request, workflow_id: uuid.UUID):
     if workflow is None:
         return not_found(request, f"There is no workflow {workflow_id} that you can see.")
     form = ParamsForm(request.POST)
-    execution = form.start(lambda params: _trigger(workflow, params, request.user))
+    execution = form.start(
+        lambda params: services.workflow_start(workflow=workflow, params=params, owner=request.user)
+    )
     if execution is None:
         return _workflow_page(request, workflow_id, form, status=400)
     messages.success(request, f"Started a new execution of {workflow.name}.")
     return redirect("dashboard-execution", execution.id)
-
-
-def _trigger(workflow: Workflow, params: dict, owner) -> Execution:
-    # One transaction: params the trigger refuses leave no PENDING execution behind.
-    with transaction.atomic():
-        execution = services.execution_create(workflow=workflow, owner=owner)
-        return services.execution_trigger(execution=execution, params=params)
 
 
 def _workflow_page(request, workflow_id: uuid.UUID, form: ParamsForm, status: int = 200):

@@ -10,7 +10,6 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from workflows.dag import DagError
 from workflows.models import Execution
 from workflows.services import ServiceError
 
@@ -48,7 +47,7 @@ class ParamsForm(forms.Form):
             return None
         try:
             return start(self.cleaned_data["params"])
-        except (ServiceError, DagError) as exc:
+        except ServiceError as exc:
             self.add_error("params", exc.message)
             return None
 
