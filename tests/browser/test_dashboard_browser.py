@@ -1,11 +1,13 @@
 """The dashboard in a real browser, with the engine running: log in, trigger from the workflows
-page, watch a node run without reloading, open its detail, re-run from failure, retry a dead
-letter, and read the API docs with no network beyond this machine."""
+page, watch a node run without reloading, open its detail, read the timeline's axis at two widths,
+re-run from failure, retry a dead letter, and read the API docs with no network beyond this
+machine."""
 
 import os
 import re
 import signal
 from contextlib import contextmanager
+from itertools import pairwise
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -127,6 +129,28 @@ def test_a_user_triggers_from_the_workflows_page_and_watches_the_run_live(
     assert offsite_requests == []
 
 
+def axis_labels(page: Page) -> list[dict]:
+    """The timeline's tick labels the browser shows, left to right, with their drawn extent."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll("table.timeline .axis text")]
+            .map((text) => {
+                const box = text.getBoundingClientRect();
+                return {text: text.textContent, shown: getComputedStyle(text).textTransform,
+                        left: box.left, right: box.right};
+            })
+            .filter((label) => label.right > label.left)"""
+    )
+
+
+def assert_the_axis_is_readable(page: Page) -> None:
+    """Starts at 0, at most 6 labels, lower-case units as written, none overlapping."""
+    labels = axis_labels(page)
+    assert 2 <= len(labels) <= 6 and labels[0]["text"] == "0", labels
+    assert all(re.fullmatch(r"0|[\d.]+ (ms|s|min|h)", label["text"]) for label in labels), labels
+    assert {label["shown"] for label in labels} == {"none"}
+    assert all(a["right"] < b["left"] for a, b in pairwise(labels)), labels
+
+
 def test_a_failed_execution_is_re_run_from_the_button(page, api, alice, tmp_path):
     fixed = tmp_path / "fixed"
     execution_id = api.run(failing_workflow(fixed))
@@ -137,7 +161,11 @@ def test_a_failed_execution_is_re_run_from_the_button(page, api, alice, tmp_path
     expect(node(page, "flaky")).to_have_attribute("data-status", "FAILED")
     expect(node(page, "report")).to_have_attribute("data-status", "CANCELLED")
     expect(page.locator(".error-box")).to_contain_text("not fixed yet")
+    assert_the_axis_is_readable(page)
     screenshot(page, "execution-failed")
+    page.set_viewport_size({"width": 600, "height": 900})  # a narrower chart shows fewer ticks
+    assert_the_axis_is_readable(page)
+    page.set_viewport_size({"width": 1440, "height": 900})
     fixed.touch()
     page.locator("button", has_text="Re-run from failure").click()
 
