@@ -7,6 +7,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -16,7 +17,7 @@ class Hit:
 
     method: str
     path: str
-    headers: dict[str, str]
+    headers: Message  # case-insensitive, as HTTP header names are
     body: bytes
 
 
@@ -60,7 +61,7 @@ class ScriptedServer:
 
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                hit = Hit(self.command, self.path, dict(self.headers.items()), self.rfile.read(length))
+                hit = Hit(self.command, self.path, self.headers, self.rfile.read(length))
                 server.hits.append(hit)
                 route = server.routes.get(self.path.split("?", 1)[0])
                 reply = route(hit) if route else Reply(404, "no such route")

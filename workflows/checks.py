@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.checks import Error, register
 
 from resilience.rate_limit import parse_rate
+from workflows.outbound import Allowlist
 
 
 @register()
@@ -23,5 +24,25 @@ def engine_settings_check(app_configs, **kwargs) -> list[Error]:
     if settings.WORKER_CONCURRENCY < 1 or settings.ORCHESTRATOR_BATCH_SIZE < 1:
         errors.append(
             Error("WORKER_CONCURRENCY and ORCHESTRATOR_BATCH_SIZE must be at least 1", id="workflows.E005")
+        )
+    return errors
+
+
+@register()
+def handler_settings_check(app_configs, **kwargs) -> list[Error]:
+    """The outbound allowlist parses, and the LLM endpoint is an http(s) URL."""
+    errors = []
+    try:
+        Allowlist.parse(settings.OUTBOUND_ALLOWLIST)
+    except ValueError as exc:
+        errors.append(Error(f"OUTBOUND_ALLOWLIST: {exc}", id="workflows.E020"))
+    if settings.LLM_BASE_URL and not settings.LLM_BASE_URL.lower().startswith(("http://", "https://")):
+        errors.append(Error("LLM_BASE_URL must be an http or https URL", id="workflows.E021"))
+    if settings.OUTBOUND_MAX_REDIRECTS < 0 or settings.OUTBOUND_MAX_RESPONSE_BYTES < 1:
+        errors.append(
+            Error(
+                "OUTBOUND_MAX_REDIRECTS must be >= 0 and OUTBOUND_MAX_RESPONSE_BYTES >= 1",
+                id="workflows.E022",
+            )
         )
     return errors

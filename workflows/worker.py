@@ -2,9 +2,11 @@
 
 Workers touch only Redis. Before running, each task is admitted atomically in Redis (not
 cancelled, not already done, not running elsewhere, circuit closed, under its rate limit) and
-claimed. A reporter thread publishes completions as soon as handlers finish, batching whatever
-finished together into one round trip. A watchdog thread heartbeats live work (so the reaper
-leaves it alone), enforces per-task timeouts and stops tasks whose execution was cancelled.
+claimed. `{{ secrets.NAME }}` in a config is revealed just before its handler runs, and every
+revealed value is scrubbed from the task's output and error. A reporter thread publishes
+completions as soon as handlers finish, batching whatever finished together into one round trip.
+A watchdog thread heartbeats live work (so the reaper leaves it alone), enforces per-task
+timeouts and stops tasks whose execution was cancelled.
 """
 
 import asyncio
@@ -12,15 +14,17 @@ import json
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
 from resilience.errors import TaskTimeout, error_detail
 from workflows.dag import DagError, check_json_value
-from workflows.handlers import HandlerError, Interrupted, TaskContext, get_handler
+from workflows.handlers import HandlerError, Interrupted, TaskContext, circuit_for, get_handler
 from workflows.messages import CompletionMessage, TaskMessage
+from workflows.secrets import SecretMissing, reveal, scrub
 from workflows.streams import WORKERS_GROUP, Entry, Streams
 
 log = structlog.get_logger(__name__)
@@ -38,6 +42,8 @@ class WorkerConfig:
     visibility_timeout_seconds: float = 30.0
     circuit_failure_threshold: int = 5
     circuit_reset_seconds: float = 30.0
+    # What `{{ secrets.NAME }}` reads (SECRETS, from WORKFLOW_SECRET_<NAME>).
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def claim_ms(self) -> int:
@@ -55,6 +61,7 @@ class Running:
     expires: float
     future: Future | None = None
     reported: bool = False
+    circuit: str | None = None
 
 
 class Worker:
@@ -94,12 +101,14 @@ class Worker:
             log.error("task_undecodable", entry_id=entry.id.decode(), error=str(entry.error))
         self._release(len(undecodable))
         readable = [e for e in entries if e.message is not None]
+        circuits = [_circuit(e.message) for e in readable]
         try:
             verdicts = self.streams.admit(
                 [e.message for e in readable],
                 self.consumer,
                 claim_ms=self.config.claim_ms,
                 probe_seconds=self.config.visibility_timeout_seconds,
+                circuits=circuits,
             )
         except Exception:
             # Redis went away mid-batch: the entries stay pending and the reaper re-delivers them.
@@ -108,11 +117,11 @@ class Worker:
         dropped, deferred = [], []
         with self.lock:
             mine = {(r.task.task_id, r.task.attempt) for r in self.running.values()}
-        for entry, admission in zip(readable, verdicts, strict=True):
+        for entry, circuit, admission in zip(readable, circuits, verdicts, strict=True):
             delivery = (entry.message.task_id, entry.message.attempt)
             if admission.verdict == "run" and delivery not in mine:
                 mine.add(delivery)
-                self._start(entry)
+                self._start(entry, circuit)
                 continue
             self._release(1)
             if admission.verdict in {"circuit", "rate"}:
@@ -159,7 +168,7 @@ class Worker:
         for _ in range(count):
             self.slots.release()
 
-    def _start(self, entry: Entry) -> None:
+    def _start(self, entry: Entry, circuit: str | None) -> None:
         task: TaskMessage = entry.message
         registered = get_handler(task.handler)
         context = TaskContext.for_task(task)
@@ -167,15 +176,22 @@ class Worker:
         # The workflow deadline is the reaper's to enforce (TIMED_OUT, cancel flag); here only the
         # task's own timeout applies.
         timeout = task.timeout_seconds or self.config.task_timeout_seconds
-        running = Running(entry.id, task, context, started, started + timeout)
+        running = Running(entry.id, task, context, started, started + timeout, circuit=circuit)
         with self.lock:
             self.running[entry.id] = running
-        if registered is not None and registered.is_async:
-            future = asyncio.run_coroutine_threadsafe(
-                registered.function(task.config, context), self._event_loop()
-            )
+        try:
+            config, revealed = reveal(task.config, self.config.secrets)
+        except SecretMissing as exc:
+            future = Future()
+            future.set_exception(HandlerError(str(exc), code="secret_missing", permanent=True))
         else:
-            future = self.pool.submit(_call, registered, task, context)
+            context.redacted.extend(revealed)
+            if registered is not None and registered.is_async:
+                future = asyncio.run_coroutine_threadsafe(
+                    registered.function(config, context), self._event_loop()
+                )
+            else:
+                future = self.pool.submit(_call, registered, task, config, context)
         running.future = future
         future.add_done_callback(lambda f: self._finish(running, f))
 
@@ -212,7 +228,7 @@ class Worker:
                 elif outcome == "cancelled":
                     dropped.append(running.entry_id)
                 else:
-                    done.append((running.entry_id, outcome, running.task.handler))
+                    done.append((running.entry_id, outcome, running.circuit))
             self._with_retry(
                 lambda done=done: self.streams.publish_completions(
                     done, circuit=(self.config.circuit_failure_threshold, self.config.circuit_reset_seconds)
@@ -262,18 +278,21 @@ class Worker:
 
     def _failure(self, running: Running, exc: BaseException) -> CompletionMessage:
         task = running.task
-        detail = error_detail(exc)
+        completion = self._completion(running, ok=False, error=error_detail(exc))
         log.warning(
             "task_failed",
             execution_id=task.execution_id,
             node_id=task.node_id,
             attempt=task.attempt,
-            category=detail["category"],
-            error=detail["message"],
+            category=completion.error["category"],
+            error=completion.error["message"],
         )
-        return self._completion(running, ok=False, error=detail)
+        return completion
 
     def _completion(self, running: Running, **outcome) -> CompletionMessage:
+        """The task's outcome as it leaves the worker: every secret it saw scrubbed from it."""
+        if running.context.redacted:
+            outcome = scrub(outcome, running.context.redacted)
         return CompletionMessage.for_task(
             running.task,
             started_at=running.started,
@@ -313,12 +332,21 @@ class Worker:
                         running.context.request_stop("cancelled")
 
 
-def _call(registered, task: TaskMessage, context: TaskContext):
+def _call(registered, task: TaskMessage, config: dict, context: TaskContext):
     if registered is None:
         raise HandlerError(
             f"no handler named {task.handler!r} in this worker", code="unknown_handler", permanent=True
         )
-    return registered.function(task.config, context)
+    return registered.function(config, context)
+
+
+def _circuit(task: TaskMessage) -> str | None:
+    """The circuit breaker this task answers to (None: it has none)."""
+    try:
+        return circuit_for(task.handler, task.config)
+    except Exception as exc:  # a project handler's circuit function failed: one circuit for it
+        log.warning("circuit_name_failed", handler=task.handler, error=str(exc))
+        return task.handler
 
 
 def _checked_output(output) -> tuple[dict | None, BaseException | None]:

@@ -185,3 +185,14 @@ def test_simple_error_defaults_to_not_permanent_and_hashes_category_and_code():
     assert first["permanent"] is False
     assert first["traceback_hash"] == second["traceback_hash"]
     assert first["traceback_hash"] != other["traceback_hash"]
+
+
+def test_a_transient_error_carries_its_earliest_retry():
+    detail = error_detail(
+        ClassifiedError("429", code="http_429", category="transient", retry_after_seconds=12)
+    )
+    permanent = error_detail(ClassifiedError("no", code="x", category="validation", retry_after_seconds=12))
+
+    assert detail["retry_after_seconds"] == 12.0
+    assert "retry_after_seconds" not in permanent  # no retry at all
+    assert "retry_after_seconds" not in error_detail(ValueError("x"))

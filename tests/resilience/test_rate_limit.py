@@ -2,7 +2,7 @@
 
 import pytest
 
-from resilience.rate_limit import parse_rate
+from resilience.rate_limit import parse_rate, stricter_rate
 
 
 @pytest.mark.parametrize(
@@ -32,3 +32,21 @@ def test_no_spec_means_unlimited(spec):
 def test_bad_spec_is_rejected(spec):
     with pytest.raises(ValueError, match="rate limit must look like"):
         parse_rate(spec)
+
+
+@pytest.mark.parametrize(
+    ("node", "operator", "expected"),
+    [
+        (None, None, None),
+        (None, "10/s", "10/s"),
+        ("5/s", None, "5/s"),
+        ("100/s", "10/s", "10/s"),  # a node cannot loosen the operator's limit
+        ("2/s", "10/s", "2/s"),
+        ("100/m", "10/s", "100/m"),  # 1.7/s is stricter than 10/s
+        ("1000/m", "10/s", "10/s"),
+        ("10/s", "10/s", "10/s"),
+        ("3/h", "0/s", "3/h"),  # an operator's 0 means unlimited
+    ],
+)
+def test_the_stricter_of_a_nodes_and_the_operators_limit_applies(node, operator, expected):
+    assert stricter_rate(node, operator) == expected

@@ -23,6 +23,7 @@ class Command(BaseCommand):
             visibility_timeout_seconds=settings.VISIBILITY_TIMEOUT_SECONDS,
             circuit_failure_threshold=settings.CIRCUIT_FAILURE_THRESHOLD,
             circuit_reset_seconds=settings.CIRCUIT_RESET_SECONDS,
+            secrets=settings.SECRETS,
         )
         worker = Worker(streams, consumer=consumer_name("worker"), config=config)
         self.stdout.write(f"worker {worker.consumer} started, concurrency {concurrency}")
