@@ -37,6 +37,20 @@ def workflow_summaries(user) -> QuerySet[Workflow]:
     )  # GROUP BY drops the model's ordering
 
 
+CIRCUIT_SEVERITY = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def handler_circuit(circuits: dict[str, dict], name: str) -> dict:
+    """A handler's circuit as the page shows it: its own, or the worst of its per-host ones
+    (`<name>:<host>`, for handlers that call out), so that one open host shows."""
+    own = [state for key, state in circuits.items() if key == name or key.startswith(f"{name}:")]
+    return max(
+        own,
+        key=lambda state: (CIRCUIT_SEVERITY.get(state.get("state", ""), 0), int(state.get("failures") or 0)),
+        default={},
+    )
+
+
 @dataclass(frozen=True)
 class HandlerHealth:
     """One handler: its circuit breaker, its rate limit, and how its tasks went since a moment."""
@@ -85,7 +99,7 @@ def handler_health(user, *, since: datetime) -> list[HandlerHealth]:
     report = []
     for name in sorted(registered | outcomes.keys() | failed_attempts.keys()):
         row = outcomes.get(name, {})
-        circuit = circuits.get(name, {})
+        circuit = handler_circuit(circuits, name)
         until = float(circuit.get("until") or 0)
         report.append(
             HandlerHealth(

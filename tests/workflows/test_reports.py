@@ -105,3 +105,24 @@ def test_handler_health_covers_only_the_users_executions_and_unregistered_handle
     assert alices[handler].completed == 1
     assert "retired_handler" not in alices
     assert bobs["retired_handler"].registered is False and bobs["retired_handler"].completed == 1
+
+
+def test_a_handler_shows_the_worst_of_its_per_host_circuits(alice, streams):
+    for host, state, failures in [
+        ("a.example", "closed", "1"),
+        ("b.example", "open", "5"),
+        ("c.example", "half_open", "9"),
+    ]:
+        streams.client.hset(
+            streams.circuit_key(f"call_external_service:{host}"),
+            mapping={"state": state, "failures": failures, "until": "2000000000"},
+        )
+
+    health = {h.name: h for h in reports.handler_health(alice, since=timezone.now() - timedelta(hours=24))}
+
+    assert (
+        health["call_external_service"].circuit,
+        health["call_external_service"].consecutive_failures,
+    ) == ("open", 5)
+    assert health["call_llm"].circuit == "closed"
+    assert "call_external_service:b.example" not in health
