@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from resilience.rate_limit import parse_rate
-from workflows import templating
+from workflows import secrets, templating
 from workflows.conditions import Condition, ConditionError, compile_condition
 
 NODE_ID = re.compile(r"[A-Za-z_][\w-]{0,127}")
@@ -120,7 +120,9 @@ class Limits:
 
 
 def parse_workflow(payload: Any, *, handlers: Collection[str], limits: Limits = Limits()) -> Dag:
-    """Validate a submitted workflow payload (`{"name", "dag": {"nodes": [...]}, ...}`)."""
+    """Validate a submitted workflow payload (`{"name", "dag": {"nodes": [...]}, ...}`).
+    `handlers`: the known names, or a mapping of each name to its config check (which raises
+    ValueError naming the field; None: any config)."""
     if not isinstance(payload, Mapping):
         raise DagError("the request body must be a JSON object", code="invalid_payload")
     check_json_value(payload, "the workflow")
@@ -225,6 +227,8 @@ def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limit
         )
     if node_id == templating.PARAMS:
         raise DagError("'params' is reserved for trigger parameters", node=node_id)
+    if node_id == templating.SECRETS and handlers is not None:
+        raise DagError("'secrets' is reserved for {{ secrets.NAME }} references", node=node_id)
     unknown = set(raw) - NODE_KEYS
     if unknown:
         raise DagError(
@@ -261,6 +265,12 @@ def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limit
             code="too_large",
             node=node_id,
         )
+    check = handlers.get(handler) if isinstance(handlers, Mapping) else None
+    if check is not None:
+        try:
+            check(config)
+        except ValueError as exc:
+            raise DagError(f"node {node_id!r}: {exc}", code="invalid_config", node=node_id) from None
     condition = None
     if raw.get("condition") is not None:
         try:
@@ -269,10 +279,19 @@ def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limit
             raise DagError(f"node {node_id!r}: {exc}", code="invalid_condition", node=node_id) from None
     if config.get("rate_limit") is not None:
         try:
-            parse_rate(config["rate_limit"])
+            limit, _ = parse_rate(config["rate_limit"])
         except ValueError as exc:
             raise DagError(f"node {node_id!r}: {exc}", node=node_id) from None
-    references = templating.referenced_roots(config)
+        if limit == 0 and handlers is not None:
+            raise DagError(
+                f"node {node_id!r}: rate_limit {config['rate_limit']!r} allows no call; a node's "
+                "rate_limit can only tighten the operator's RATE_LIMITS (the stricter applies)",
+                node=node_id,
+            )
+    if handlers is not None:
+        _check_secret_references(config, condition, node_id)
+    # Secrets are the worker's to reveal: they neither make a node dynamic nor name an ancestor.
+    references = templating.referenced_roots(config) - {templating.SECRETS}
     static = condition is None and not references
     if condition is not None:
         references |= condition.references
@@ -290,6 +309,23 @@ def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limit
             raw.get("timeout_seconds"), f"node {node_id!r}: 'timeout_seconds'", node=node_id
         ),
     )
+
+
+def _check_secret_references(config: Mapping, condition: Condition | None, node_id: str) -> None:
+    """`{{ secrets.NAME }}` names one secret, and only in a config: a condition is evaluated by
+    the orchestrator, which never sees secrets."""
+    if condition is not None and templating.SECRETS in condition.references:
+        raise DagError(
+            f"node {node_id!r}: a condition cannot read secrets", code="invalid_condition", node=node_id
+        )
+    for path in templating.iter_references(config):
+        root, _, name = path.partition(".")
+        if root == templating.SECRETS and not secrets.NAME.fullmatch(name):
+            raise DagError(
+                f"node {node_id!r}: {{{{ {path} }}}} must name one secret, as {{{{ secrets.NAME }}}}",
+                code="invalid_template",
+                node=node_id,
+            )
 
 
 def _parse_retry(raw: Any, node_id: str) -> dict | None:
