@@ -1,5 +1,7 @@
 """Staff-only DLQ API: list with filters, retry, discard."""
 
+import re
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -8,6 +10,9 @@ from rest_framework.response import Response
 from dlq import services
 from dlq.models import DeadLetter
 from workflows.services import ServiceError, parse_filter_id
+
+# Dead letter ids are bigints: ASCII digits only (str.isdigit() also takes "²", which int() refuses).
+LETTER_ID = re.compile(r"[0-9]{1,18}")
 
 
 class DeadLetterOutput(serializers.ModelSerializer):
@@ -56,6 +61,8 @@ class DeadLetterViewSet(viewsets.ReadOnlyModelViewSet):
             value = self.request.query_params.get(param)
             if not value:
                 continue
+            if "\x00" in value:  # PostgreSQL refuses NUL in any string it is sent
+                raise ServiceError(f"?{param}= must not contain a NUL character")
             if param == "status":
                 value = value.upper()
                 if value not in DeadLetter.Status.values:
@@ -66,6 +73,13 @@ class DeadLetterViewSet(viewsets.ReadOnlyModelViewSet):
                 value = parse_filter_id(value, "execution")
             queryset = queryset.filter(**{field: value})
         return queryset
+
+    def get_object(self) -> DeadLetter:
+        letter_id = self._id(self.kwargs["pk"])
+        letter = self.get_queryset().filter(pk=letter_id).first()
+        if letter is None:
+            raise services.NotFound(f"no dead letter with id {letter_id}")
+        return letter
 
     @extend_schema(request=ResolutionInput, responses={200: DeadLetterOutput})
     @action(detail=True, methods=["post"])
@@ -85,8 +99,8 @@ class DeadLetterViewSet(viewsets.ReadOnlyModelViewSet):
 
     @staticmethod
     def _id(pk) -> int:
-        if not str(pk).isdigit():
-            raise services.NotFound(f"no dead letter with id {pk!r}")
+        if not LETTER_ID.fullmatch(str(pk)):
+            raise services.NotFound(f"no dead letter with id {str(pk)[:40]!r}")
         return int(pk)
 
     @staticmethod

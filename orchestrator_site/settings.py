@@ -187,13 +187,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": [
-        "workflows.api.parsers.SafeJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only: a form-encoded trigger would otherwise run with empty params (415 instead).
+    "DEFAULT_PARSER_CLASSES": ["workflows.api.parsers.SafeJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "workflows.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "workflows.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -213,6 +210,13 @@ DAG_MAX_NODES = env_int("DAG_MAX_NODES", 10_000)
 DAG_MAX_CONFIG_BYTES = env_int("DAG_MAX_CONFIG_BYTES", 64 * 1024)
 DAG_MAX_PAYLOAD_BYTES = env_int("DAG_MAX_PAYLOAD_BYTES", 16 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = DAG_MAX_PAYLOAD_BYTES
+# Bounds on what one request can make the engine store or do (README, "Limits").
+DAG_MAX_RETRY_ATTEMPTS = env_int("DAG_MAX_RETRY_ATTEMPTS", 100)
+PARAMS_MAX_BYTES = env_int("PARAMS_MAX_BYTES", 64 * 1024)
+RENDERED_CONFIG_MAX_BYTES = env_int("RENDERED_CONFIG_MAX_BYTES", 256 * 1024)
+OUTPUT_MAX_BYTES = env_int("OUTPUT_MAX_BYTES", 1024 * 1024)
+MAX_OPEN_EXECUTIONS_PER_USER = env_int("MAX_OPEN_EXECUTIONS_PER_USER", 1000)  # 0: unlimited
+API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 500)
 ORCHESTRATOR_BATCH_SIZE = env_int("ORCHESTRATOR_BATCH_SIZE", 500)
 WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 8)
 RUNNER_BLOCK_MS = env_int("RUNNER_BLOCK_MS", 2000)

@@ -4,6 +4,8 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+MAX_EXPONENT = 64
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -28,7 +30,8 @@ class RetryPolicy:
 
     def delay(self, attempt: int, *, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based) before the next one."""
-        raw = min(self.backoff_max, self.backoff_base * (2 ** max(0, attempt - 1)))
+        # The exponent is capped: 2**1024 is past any float, and far past backoff_max already.
+        raw = min(self.backoff_max, self.backoff_base * 2.0 ** min(max(0, attempt - 1), MAX_EXPONENT))
         if self.jitter:
             spread = raw * min(self.jitter, 1.0)
             raw += (rng or random).uniform(-spread, spread)

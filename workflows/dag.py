@@ -5,7 +5,6 @@ the problem. All checks are O(V+E) except the ancestor check for templates, whic
 integer bitset per node (fast even at the 10,000-node limit).
 """
 
-import json
 import re
 from collections import deque
 from collections.abc import Collection, Mapping
@@ -16,7 +15,9 @@ from resilience.rate_limit import parse_rate
 from workflows import secrets, templating
 from workflows.conditions import Condition, ConditionError, compile_condition
 
-NODE_ID = re.compile(r"[A-Za-z_][\w-]{0,127}")
+# ASCII only (`\w` would take any Unicode letter or digit), and short: ids are in every task row,
+# message and status answer.
+NODE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 WORKFLOW_KEYS = {"name", "description", "dag", "timeout_seconds", "strict_templates"}
 NODE_KEYS = {"id", "handler", "dependencies", "config", "condition", "retry", "timeout_seconds"}
 RETRY_KEYS = {"max_attempts", "backoff_base", "backoff_max", "jitter"}
@@ -24,6 +25,8 @@ RETRY_KEYS = {"max_attempts", "backoff_base", "backoff_max", "jitter"}
 
 MAX_JSON_DEPTH = 64
 MAX_TIMEOUT_SECONDS = 366 * 24 * 3600
+# Returned in every page of the workflow list.
+MAX_DESCRIPTION_LENGTH = 2000
 
 
 def check_json_value(value: Any, what: str, *, depth: int = 0) -> None:
@@ -117,6 +120,7 @@ class Limits:
 
     max_nodes: int = 10_000
     max_config_bytes: int = 64 * 1024
+    max_retry_attempts: int = 100
 
 
 def parse_workflow(payload: Any, *, handlers: Collection[str], limits: Limits = Limits()) -> Dag:
@@ -136,8 +140,11 @@ def parse_workflow(payload: Any, *, handlers: Collection[str], limits: Limits = 
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise DagError("'name' must be a non-empty string of at most 200 characters", code="invalid_payload")
     description = payload.get("description", "")
-    if not isinstance(description, str):
-        raise DagError("'description' must be a string", code="invalid_payload")
+    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_LENGTH:
+        raise DagError(
+            f"'description' must be a string of at most {MAX_DESCRIPTION_LENGTH} characters",
+            code="invalid_payload",
+        )
     timeout = _optional_positive_number(
         payload.get("timeout_seconds"), "'timeout_seconds'", code="invalid_payload"
     )
@@ -166,11 +173,12 @@ def parse_workflow(payload: Any, *, handlers: Collection[str], limits: Limits = 
 
 
 def from_definition(definition: Mapping, *, name: str = "") -> Dag:
-    """Rebuild a Dag from its stored normalised definition (already validated at submission)."""
+    """Rebuild a Dag from its stored normalised definition (already validated at submission, maybe
+    under older rules or limits: those are not applied again)."""
     return build_dag(
         definition["nodes"],
         handlers=None,
-        limits=Limits(max_nodes=10**9, max_config_bytes=10**12),
+        limits=None,
         strict=bool(definition.get("strict_templates", False)),
         name=name,
     )
@@ -180,14 +188,15 @@ def build_dag(
     raw_nodes: list,
     *,
     handlers: Collection[str] | None,
-    limits: Limits,
+    limits: Limits | None,
     strict: bool = False,
     name: str = "",
 ) -> Dag:
-    """Check every node, then the graph (dependencies, cycles, template ancestry)."""
+    """Check every node, then the graph (dependencies, cycles, template ancestry). `limits` None:
+    a stored definition, whose ids, sizes and template paths were checked when it was submitted."""
     if not raw_nodes:
         raise DagError("a workflow needs at least one node")
-    if len(raw_nodes) > limits.max_nodes:
+    if limits is not None and len(raw_nodes) > limits.max_nodes:
         raise DagError(
             f"a workflow may have at most {limits.max_nodes} nodes, got {len(raw_nodes)}",
             code="too_large",
@@ -216,18 +225,18 @@ def build_dag(
     )
 
 
-def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limits: Limits) -> Node:
+def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limits: Limits | None) -> Node:
     if not isinstance(raw, Mapping):
         raise DagError(f"node #{position} must be an object")
     node_id = raw.get("id")
-    if not isinstance(node_id, str) or not NODE_ID.fullmatch(node_id):
+    if not isinstance(node_id, str) or (limits is not None and not NODE_ID.fullmatch(node_id)):
         raise DagError(
-            f"node #{position} needs an 'id': letters, digits, '_' or '-', starting with a letter"
-            f" or '_', at most 128 characters (got {node_id!r})"
+            f"node #{position} needs an 'id': ASCII letters, digits, '_' or '-', starting with a letter"
+            f" or '_', at most 64 characters (got {_shown(node_id)})"
         )
     if node_id == templating.PARAMS:
         raise DagError("'params' is reserved for trigger parameters", node=node_id)
-    if node_id == templating.SECRETS and handlers is not None:
+    if node_id == templating.SECRETS and limits is not None:
         raise DagError("'secrets' is reserved for {{ secrets.NAME }} references", node=node_id)
     unknown = set(raw) - NODE_KEYS
     if unknown:
@@ -258,19 +267,20 @@ def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limit
         config = {}
     if not isinstance(config, Mapping):
         raise DagError(f"node {node_id!r}: 'config' must be an object", node=node_id)
-    size = len(json.dumps(config, separators=(",", ":")).encode())
-    if size > limits.max_config_bytes:
-        raise DagError(
-            f"node {node_id!r}: config is {size} bytes, the limit is {limits.max_config_bytes}",
-            code="too_large",
-            node=node_id,
-        )
-    check = handlers.get(handler) if isinstance(handlers, Mapping) else None
-    if check is not None:
-        try:
-            check(config)
-        except ValueError as exc:
-            raise DagError(f"node {node_id!r}: {exc}", code="invalid_config", node=node_id) from None
+    if limits is not None:
+        size = templating.json_size(config)
+        if size > limits.max_config_bytes:
+            raise DagError(
+                f"node {node_id!r}: config is {size} bytes, the limit is {limits.max_config_bytes}",
+                code="too_large",
+                node=node_id,
+            )
+        check = handlers.get(handler) if isinstance(handlers, Mapping) else None
+        if check is not None:
+            try:
+                check(config)
+            except ValueError as exc:
+                raise DagError(f"node {node_id!r}: {exc}", code="invalid_config", node=node_id) from None
     condition = None
     if raw.get("condition") is not None:
         try:
@@ -282,16 +292,18 @@ def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limit
             limit, _ = parse_rate(config["rate_limit"])
         except ValueError as exc:
             raise DagError(f"node {node_id!r}: {exc}", node=node_id) from None
-        if limit == 0 and handlers is not None:
+        if limit == 0 and limits is not None:
             raise DagError(
                 f"node {node_id!r}: rate_limit {config['rate_limit']!r} allows no call; a node's "
                 "rate_limit can only tighten the operator's RATE_LIMITS (the stricter applies)",
                 node=node_id,
             )
-    if handlers is not None:
+    paths = set(templating.iter_references(config))
+    if limits is not None:
+        _check_paths(paths, condition, node_id)
         _check_secret_references(config, condition, node_id)
     # Secrets are the worker's to reveal: they neither make a node dynamic nor name an ancestor.
-    references = templating.referenced_roots(config) - {templating.SECRETS}
+    references = {path.split(".", 1)[0] for path in paths} - {templating.SECRETS}
     static = condition is None and not references
     if condition is not None:
         references |= condition.references
@@ -304,11 +316,22 @@ def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limit
         condition=condition,
         references=frozenset(references),
         static=static,
-        retry=_parse_retry(raw.get("retry"), node_id),
+        retry=_parse_retry(raw.get("retry"), node_id, limits),
         timeout_seconds=_optional_positive_number(
             raw.get("timeout_seconds"), f"node {node_id!r}: 'timeout_seconds'", node=node_id
         ),
     )
+
+
+def _check_paths(paths: set[str], condition: Condition | None, node_id: str) -> None:
+    """Every path the node's templates and condition follow must be one a lookup can follow."""
+    if condition is not None:
+        paths = paths | set(templating.iter_references(condition.source))
+    for path in paths:
+        try:
+            templating.check_path(path)
+        except templating.TemplateError as exc:
+            raise DagError(f"node {node_id!r}: {exc}", code="invalid_template", node=node_id) from None
 
 
 def _check_secret_references(config: Mapping, condition: Condition | None, node_id: str) -> None:
@@ -328,7 +351,7 @@ def _check_secret_references(config: Mapping, condition: Condition | None, node_
             )
 
 
-def _parse_retry(raw: Any, node_id: str) -> dict | None:
+def _parse_retry(raw: Any, node_id: str, limits: Limits | None) -> dict | None:
     if raw is None:
         return None
     if not isinstance(raw, Mapping) or set(raw) - RETRY_KEYS:
@@ -336,12 +359,16 @@ def _parse_retry(raw: Any, node_id: str) -> dict | None:
             f"node {node_id!r}: 'retry' must be an object with keys from {sorted(RETRY_KEYS)}",
             node=node_id,
         )
-    if "max_attempts" in raw and (
-        not isinstance(raw["max_attempts"], int)
-        or isinstance(raw["max_attempts"], bool)
-        or raw["max_attempts"] < 1
-    ):
+    attempts = raw.get("max_attempts", 1)
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
         raise DagError(f"node {node_id!r}: retry.max_attempts must be an integer >= 1", node=node_id)
+    # Not for stored definitions: one accepted before the bound existed must still load.
+    if limits is not None and attempts > limits.max_retry_attempts:
+        raise DagError(
+            f"node {node_id!r}: retry.max_attempts is {attempts}, the limit is {limits.max_retry_attempts}",
+            code="too_large",
+            node=node_id,
+        )
     for key in ("backoff_base", "backoff_max", "jitter"):
         if key in raw:
             value = raw[key]
@@ -355,6 +382,12 @@ def _parse_retry(raw: Any, node_id: str) -> dict | None:
                     node=node_id,
                 )
     return dict(raw)
+
+
+def _shown(value: Any) -> str:
+    """`value` for an error message, cut short: it may be anything the client sent."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}...{text[-10:]}"
 
 
 def _optional_positive_number(

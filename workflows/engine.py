@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
@@ -265,7 +266,10 @@ def execution_start_at_once(
         try:
             if node.condition is not None and not node.condition.evaluate(scope):
                 return None
-            configs.append((node_id, resolve(node.config, scope, strict=dag.strict_templates)))
+            config = resolve(
+                node.config, scope, strict=dag.strict_templates, max_bytes=settings.RENDERED_CONFIG_MAX_BYTES
+            )
+            configs.append((node_id, config))
         except (ConditionError, TemplateError):
             return None
     roots, root_params = rows_table([("r_node", "text"), ("r_config", "json")], configs, alias="r")
@@ -314,7 +318,12 @@ def advance(ready: list[tuple[Run, str, int, int]]) -> list[TaskMessage]:
                 if node.condition is not None and not node.condition.evaluate(scope):
                     skipped.append((run, node_id, pk))
                     continue
-                config = resolve(node.config, scope, strict=run.dag.strict_templates)
+                config = resolve(
+                    node.config,
+                    scope,
+                    strict=run.dag.strict_templates,
+                    max_bytes=settings.RENDERED_CONFIG_MAX_BYTES,
+                )
             except (ConditionError, TemplateError) as exc:
                 fail_before_dispatch(run, node_id, pk, exc)
                 continue

@@ -121,7 +121,7 @@ def default_retry_policy() -> RetryPolicy:
 def fail_before_dispatch(run: Run, node_id: str, pk: int, exc: Exception) -> None:
     """A condition or template that cannot be evaluated fails its node; retrying cannot help."""
     error = {
-        "code": "invalid_template" if isinstance(exc, TemplateError) else "invalid_condition",
+        "code": exc.code if isinstance(exc, TemplateError) else "invalid_condition",
         "category": "validation",
         "message": str(exc),
         "permanent": True,

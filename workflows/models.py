@@ -75,6 +75,12 @@ class Execution(models.Model):
                 name="execution_running_deadline",
                 condition=models.Q(status="RUNNING", deadline__isnull=False),
             ),
+            # Submit: the per-user cap on open executions counts these (services.workflow_submit).
+            models.Index(
+                fields=["owner"],
+                name="execution_owner_open",
+                condition=models.Q(status__in=["PENDING", "RUNNING"]),
+            ),
         ]
 
     def __str__(self) -> str:

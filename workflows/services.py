@@ -16,6 +16,7 @@ from workflows.dag import Dag, DagError, Limits, check_json_value, parse_workflo
 from workflows.handlers import config_checks
 from workflows.models import Execution, TaskRun, Workflow
 from workflows.streams import get_streams
+from workflows.templating import PARAMS, ConfigTooLarge, TemplateError, json_size, resolve
 
 log = structlog.get_logger(__name__)
 
@@ -43,12 +44,23 @@ class Conflict(ServiceError):
     code = "conflict"
 
 
+class TooManyOpenExecutions(ServiceError):
+    """The owner is at MAX_OPEN_EXECUTIONS_PER_USER: retry once some of them have ended."""
+
+    status = 429
+    code = "too_many_open_executions"
+
+
 def workflow_submit(*, payload: object, owner) -> Execution:
     """Validate a workflow, store it, and create its first (PENDING) execution."""
     dag = parse_workflow(
         payload,
         handlers=config_checks(),  # names, each with its config schema's check
-        limits=Limits(max_nodes=settings.DAG_MAX_NODES, max_config_bytes=settings.DAG_MAX_CONFIG_BYTES),
+        limits=Limits(
+            max_nodes=settings.DAG_MAX_NODES,
+            max_config_bytes=settings.DAG_MAX_CONFIG_BYTES,
+            max_retry_attempts=settings.DAG_MAX_RETRY_ATTEMPTS,
+        ),
     )
     definition = dag.to_json()
     canonical = json.dumps(
@@ -80,9 +92,34 @@ def execution_create(*, workflow: Workflow, owner, dag: Dag | None = None) -> Ex
 
 
 def _new_execution(workflow: Workflow, owner, dag: Dag) -> Execution:
+    _check_open_executions(owner)
     return Execution(
         workflow=workflow, total_tasks=len(dag.nodes), unfinished_tasks=len(dag.nodes), owner=owner
     )
+
+
+def _check_open_executions(owner) -> None:
+    """TooManyOpenExecutions when `owner` has MAX_OPEN_EXECUTIONS_PER_USER executions PENDING or
+    RUNNING (0: no cap). A count bounded by the cap, on the partial index of open executions.
+    Submits racing at the cap may all pass and go a few over: a guard against runaways, not a
+    quota to the unit."""
+    cap = settings.MAX_OPEN_EXECUTIONS_PER_USER
+    owner_id = getattr(owner, "pk", None)
+    if not cap or owner_id is None:
+        return
+    with hot_cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {Execution._meta.db_table} "  # noqa: S608
+            "WHERE owner_id = %s AND status IN (%s, %s) LIMIT %s) AS open_executions",
+            [owner_id, Execution.Status.PENDING, Execution.Status.RUNNING, cap],
+        )
+        (count,) = cursor.fetchone()
+    if count >= cap:
+        raise TooManyOpenExecutions(
+            f"you have {count} executions pending or running, the limit is {cap}: trigger, cancel "
+            "or wait for some of them before creating more",
+            details={"open_executions": count, "limit": cap},
+        )
 
 
 TASK_RUN_COLUMNS = [
@@ -165,6 +202,8 @@ def execution_to_trigger(*, viewer, raw_id: str) -> Execution:
 def execution_trigger(*, execution: Execution, params: dict) -> Execution:
     """Start a PENDING execution: mark it RUNNING, queue its roots, publish them after commit."""
     check_json_value(params, "'params'")
+    _check_params_size(params)
+    _check_root_configs(runs.dag_for(execution.workflow_id), params)
     now = timezone.now()
     timeout = execution.workflow.timeout_seconds
     deadline = now + timedelta(seconds=timeout) if timeout else None
@@ -194,6 +233,34 @@ def execution_trigger(*, execution: Execution, params: dict) -> Execution:
     execution.status = run.status if run else Execution.Status.RUNNING
     execution.params, execution.started_at, execution.deadline = params, now, deadline
     return execution
+
+
+def _check_params_size(params: dict) -> None:
+    size = json_size(params)
+    if size > settings.PARAMS_MAX_BYTES:
+        raise ServiceError(
+            f"'params' is {size} bytes as JSON, the limit is {settings.PARAMS_MAX_BYTES}",
+            code="params_too_large",
+        )
+
+
+def _check_root_configs(dag: Dag, params: dict) -> None:
+    """A root whose config these params would render larger than RENDERED_CONFIG_MAX_BYTES is
+    known now: refuse the trigger (400) rather than start a run that fails at once. Roots read
+    only `params`; whether a condition would skip the root does not matter."""
+    scope = {PARAMS: params}
+    for node_id in dag.roots:
+        node = dag.nodes[node_id]
+        if node.static:
+            continue
+        try:
+            resolve(node.config, scope, max_bytes=settings.RENDERED_CONFIG_MAX_BYTES)
+        except ConfigTooLarge as exc:
+            raise ServiceError(
+                f"node {node_id!r}: with these params, {exc}", code=exc.code, details={"node": node_id}
+            ) from None
+        except TemplateError:
+            pass  # the run reports it, as the node's failure
 
 
 def _update_row(instance: models.Model, **values) -> None:

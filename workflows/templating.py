@@ -12,6 +12,9 @@ from typing import Any
 EXPRESSION = re.compile(r"\{\{\s*([A-Za-z_][\w-]*(?:\.[\w-]+)*)\s*\}\}")
 # List indexes in a path; ASCII digits only, so int() cannot fail on `--1` or `²`.
 INDEX = re.compile(r"-?[0-9]+")
+# No list a config can reach has an index this long; int() of more than 4,300 digits raises.
+MAX_INDEX_DIGITS = 32
+LONG_INDEX = re.compile(rf"-?[0-9]{{{MAX_INDEX_DIGITS + 1},}}")
 PARAMS = "params"
 # `{{ secrets.NAME }}` is revealed by the worker (workflows.secrets), never here: it always stays
 # as written, even in strict mode, so no secret is ever stored in a resolved config.
@@ -20,7 +23,21 @@ MISSING = object()
 
 
 class TemplateError(ValueError):
-    """A reference could not be resolved in strict mode; permanent, retrying will not help."""
+    """A template cannot be resolved (in strict mode, an unresolved reference); permanent,
+    retrying will not help. `code` is the error code the failed task reports."""
+
+    code = "invalid_template"
+
+
+class ConfigTooLarge(TemplateError):
+    """The resolved config would be larger than the limit it was resolved with."""
+
+    code = "config_too_large"
+
+
+def json_size(value: Any) -> int:
+    """Bytes of `value` as compact JSON, the measure of every size limit on configs and params."""
+    return len(json.dumps(value, separators=(",", ":")))  # ASCII (ensure_ascii): characters are bytes
 
 
 def iter_references(value: Any) -> Iterator[str]:
@@ -42,6 +59,22 @@ def referenced_roots(value: Any) -> set[str]:
     return {path.split(".", 1)[0] for path in iter_references(value)}
 
 
+def check_path(path: str) -> None:
+    """TemplateError if a step of `path` is a list index longer than MAX_INDEX_DIGITS digits."""
+    for part in path.split("."):
+        if LONG_INDEX.fullmatch(part):
+            raise _long_index(part, path)
+
+
+def _long_index(part: str, path: str) -> TemplateError:
+    def shown(text: str) -> str:
+        return text if len(text) <= 40 else f"{text[:20]}...{text[-10:]}"
+
+    return TemplateError(
+        f"list index {shown(part)} in {{{{ {shown(path)} }}}} has more than {MAX_INDEX_DIGITS} digits"
+    )
+
+
 def lookup(path: str, scope: Mapping[str, Any]) -> Any:
     """Follow `root.key.0.key` through dicts and lists; MISSING when any step is absent."""
     current: Any = scope
@@ -49,6 +82,8 @@ def lookup(path: str, scope: Mapping[str, Any]) -> Any:
         if isinstance(current, Mapping):
             current = current.get(part, MISSING)
         elif isinstance(current, list) and INDEX.fullmatch(part):
+            if len(part) > MAX_INDEX_DIGITS and LONG_INDEX.fullmatch(part):
+                raise _long_index(part, path)
             index = int(part)
             current = current[index] if -len(current) <= index < len(current) else MISSING
         else:
@@ -65,20 +100,30 @@ def as_text(value: Any) -> str:
     return str(value)
 
 
-def resolve(value: Any, scope: Mapping[str, Any], *, strict: bool = False) -> Any:
-    """Return a copy of `value` with every template resolved against `scope`."""
+def resolve(
+    value: Any, scope: Mapping[str, Any], *, strict: bool = False, max_bytes: int | None = None
+) -> Any:
+    """Return a copy of `value` with every template resolved against `scope`; ConfigTooLarge if
+    the copy takes more than `max_bytes` as JSON (templates can repeat a large value many times)."""
+    resolved = _resolve(value, scope, strict)
+    if max_bytes is not None:
+        size = json_size(resolved)
+        if size > max_bytes:
+            raise ConfigTooLarge(f"the resolved config is {size} bytes, the limit is {max_bytes}")
+    return resolved
+
+
+def _resolve(value: Any, scope: Mapping[str, Any], strict: bool) -> Any:
     if isinstance(value, str):
         return _resolve_string(value, scope, strict)
     if isinstance(value, Mapping):
         # Keys are always text: a whole-expression key must not turn into a list or dict.
         return {
-            interpolate(k, scope, strict=strict) if isinstance(k, str) else k: resolve(
-                v, scope, strict=strict
-            )
+            interpolate(k, scope, strict=strict) if isinstance(k, str) else k: _resolve(v, scope, strict)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [resolve(item, scope, strict=strict) for item in value]
+        return [_resolve(item, scope, strict) for item in value]
     return value
 
 

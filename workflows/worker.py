@@ -28,7 +28,6 @@ from workflows.secrets import SecretMissing, reveal, scrub
 from workflows.streams import WORKERS_GROUP, Entry, Streams
 
 log = structlog.get_logger(__name__)
-MAX_OUTPUT_BYTES = 1024 * 1024
 WATCHDOG_TICK_SECONDS = 0.2
 
 
@@ -42,6 +41,7 @@ class WorkerConfig:
     visibility_timeout_seconds: float = 30.0
     circuit_failure_threshold: int = 5
     circuit_reset_seconds: float = 30.0
+    max_output_bytes: int = 1024 * 1024
     # What `{{ secrets.NAME }}` reads (SECRETS, from WORKFLOW_SECRET_<NAME>).
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -271,7 +271,7 @@ class Worker:
             elif exc.reason in {"shutdown", "cancelled"}:
                 return exc.reason
         if exc is None:
-            output, exc = _checked_output(future.result())
+            output, exc = _checked_output(future.result(), self.config.max_output_bytes)
             if exc is None:
                 return self._completion(running, ok=True, output=output)
         return self._failure(running, exc)
@@ -349,7 +349,7 @@ def _circuit(task: TaskMessage) -> str | None:
         return task.handler
 
 
-def _checked_output(output) -> tuple[dict | None, BaseException | None]:
+def _checked_output(output, max_bytes: int) -> tuple[dict | None, BaseException | None]:
     """Handlers return a dict PostgreSQL can store as JSON (None means {}, other values are
     wrapped): no NaN or infinity, no NUL or lone surrogates, bounded nesting and size."""
     output = {} if output is None else output
@@ -362,9 +362,9 @@ def _checked_output(output) -> tuple[dict | None, BaseException | None]:
         return None, HandlerError(
             f"handler output cannot be stored: {err}", code="invalid_output", permanent=True
         )
-    if size > MAX_OUTPUT_BYTES:
+    if size > max_bytes:
         return None, HandlerError(
-            f"handler output is {size} bytes, the limit is {MAX_OUTPUT_BYTES}",
+            f"handler output is {size} bytes, the limit is {max_bytes} (OUTPUT_MAX_BYTES)",
             code="output_too_large",
             permanent=True,
         )

@@ -84,3 +84,17 @@ def test_jitter_above_one_is_clamped_and_delay_never_negative():
 )
 def test_exhausted_once_max_attempts_were_made(attempts_made, exhausted):
     assert RetryPolicy(max_attempts=3).exhausted(attempts_made) is exhausted
+
+
+@pytest.mark.parametrize("attempt", [1024, 1025, 10_000, 10**30])
+def test_delay_of_a_huge_attempt_number_is_backoff_max_not_an_overflow(attempt):
+    """2 ** 1024 used to overflow converting to float (a node could ask for unbounded attempts)."""
+    policy = RetryPolicy(max_attempts=10**6, backoff_base=0.5, backoff_max=30.0, jitter=0)
+
+    assert policy.delay(attempt) == 30.0
+
+
+def test_delay_with_a_tiny_base_still_grows_until_capped():
+    policy = RetryPolicy(backoff_base=1e-9, backoff_max=1e6, jitter=0)
+
+    assert policy.delay(100) == policy.delay(10**9) > 0

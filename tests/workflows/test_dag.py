@@ -399,7 +399,22 @@ def test_dependencies_must_be_a_list_of_ids(dependencies):
 
 @pytest.mark.parametrize(
     "node_id",
-    [None, 7, "", "1abc", "-a", "a b", "a.b", "a{", "x" * 129, "a\n"],
+    [
+        None,
+        7,
+        "",
+        "1abc",
+        "-a",
+        "a b",
+        "a.b",
+        "a{",
+        "x" * 65,
+        "a\n",
+        "caf\u00e9",
+        "a\u00b2",
+        "\u0661",
+        "a\u200b",
+    ],
 )
 def test_bad_ids_are_rejected(node_id):
     error = rejection({"id": node_id, "handler": "input"})
@@ -408,7 +423,7 @@ def test_bad_ids_are_rejected(node_id):
     assert error.node is None
 
 
-@pytest.mark.parametrize("node_id", ["a", "_", "A-b_9", "fetch-users", "x" * 128])
+@pytest.mark.parametrize("node_id", ["a", "_", "A-b_9", "fetch-users", "x" * 64])
 def test_good_ids_are_accepted(node_id):
     assert list(parse(node(node_id)).nodes) == [node_id]
 
@@ -567,3 +582,76 @@ def test_10000_wide_fan_in_validates():
 
     assert dag.topological_order[-1] == "sink"
     assert len(dag.nodes["sink"].dependencies) == 9_998
+
+
+# --- hostile input: bounds on what one submission may ask for -----------------------------------
+
+
+def test_description_is_capped_at_2000_characters():
+    assert parse(node("a"), description="d" * 2000).description == "d" * 2000
+
+    error = rejection(node("a"), description="d" * 2001)
+
+    assert error.code == "invalid_payload"
+    assert "2000" in error.message
+
+
+def test_retry_max_attempts_is_bounded_by_the_limit():
+    limits = Limits(max_retry_attempts=5)
+    at_limit = workflow(node("a", retry={"max_attempts": 5}))
+    assert parse_workflow(at_limit, handlers=HANDLERS, limits=limits).nodes["a"].retry == {"max_attempts": 5}
+
+    with pytest.raises(DagError) as caught:
+        parse_workflow(workflow(node("a", retry={"max_attempts": 6})), handlers=HANDLERS, limits=limits)
+
+    assert caught.value.node == "a"
+    assert caught.value.code == "too_large"
+    assert "retry.max_attempts" in caught.value.message
+    assert "5" in caught.value.message
+
+
+def test_retry_max_attempts_has_a_default_bound_of_100():
+    assert rejection(node("a", retry={"max_attempts": 10**30})).node == "a"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"config": {"x": "{{ params.items.%s }}" % ("0" * 5000)}},
+        {"config": {"x": "first: {{ params.items.%s.id }}" % ("1" * 40)}},
+        {"config": {"{{ params.%s }}" % ("2" * 40): 1}},
+        {"condition": "{{ params.items.%s }} == 1" % ("0" * 4000)},
+        {"condition": "'{{ params.items.%s }}' == 'x'" % ("3" * 40)},
+    ],
+    ids=["config_5000_digits", "config_in_text", "config_key", "condition", "condition_string"],
+)
+def test_an_over_long_list_index_is_rejected_naming_the_node(fields):
+    error = rejection(node("ok"), node("reads", **fields))
+
+    assert error.node == "reads"
+    assert error.code == "invalid_template"
+    assert "digits" in error.message
+    assert len(error.message) < 300
+
+
+def test_stored_definitions_load_under_the_rules_they_were_accepted_with():
+    """Ids, sizes, retry counts and template paths that today's submit refuses, but an older one
+    accepted: a stored workflow must still load, or its executions could never run."""
+    long_id, unicode_id = "x" * 100, "caf\u00e9"
+    definition = {
+        "nodes": [
+            {"id": long_id, "handler": "input", "dependencies": [], "config": {"k": "x" * 100_000}},
+            {
+                "id": unicode_id,
+                "handler": "input",
+                "dependencies": [long_id],
+                "config": {"x": "{{ params.items.%s }}" % ("0" * 5000)},
+                "retry": {"max_attempts": 10**6},
+            },
+        ]
+    }
+
+    dag = from_definition(definition)
+
+    assert dag.roots == (long_id,)
+    assert dag.nodes[unicode_id].retry == {"max_attempts": 10**6}

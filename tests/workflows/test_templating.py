@@ -2,7 +2,16 @@
 
 import pytest
 
-from workflows.templating import TemplateError, iter_references, referenced_roots, resolve
+from workflows.templating import (
+    MAX_INDEX_DIGITS,
+    ConfigTooLarge,
+    TemplateError,
+    check_path,
+    iter_references,
+    json_size,
+    referenced_roots,
+    resolve,
+)
 
 SCOPE = {
     "fetch": {
@@ -197,3 +206,72 @@ def test_referenced_roots_are_the_first_path_segments():
 
 def test_referenced_roots_of_a_plain_config_is_empty():
     assert referenced_roots({"a": "b", "c": [1, 2]}) == set()
+
+
+# --- hostile paths and sizes -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_list_index_too_long_to_be_one_is_a_template_error_not_a_crash(strict):
+    """5,000 digits used to reach int() and raise ValueError (past Python's 4,300-digit limit)."""
+    index = "0" * 5000
+
+    with pytest.raises(TemplateError) as caught:
+        resolve({"x": f"{{{{ fetch.items.{index} }}}}"}, SCOPE, strict=strict)
+
+    assert caught.value.code == "invalid_template"
+    assert f"more than {MAX_INDEX_DIGITS} digits" in str(caught.value)
+    assert len(str(caught.value)) < 200
+
+
+def test_a_list_index_with_leading_zeros_up_to_the_bound_still_resolves():
+    index = "0" * (MAX_INDEX_DIGITS - 1) + "1"
+
+    assert resolve(f"{{{{ fetch.items.{index}.id }}}}", SCOPE) == 2
+
+
+def test_a_long_run_of_digits_is_still_a_dict_key_at_run_time():
+    key = "9" * 50
+
+    assert resolve(f"{{{{ params.{key} }}}}", {"params": {key: "found"}}) == "found"
+
+
+@pytest.mark.parametrize(
+    ("path", "ok"),
+    [
+        ("a.items.0", True),
+        ("a.items.-1", True),
+        ("a." + "7" * MAX_INDEX_DIGITS, True),
+        ("a." + "7" * (MAX_INDEX_DIGITS + 1), False),
+        ("a.-" + "7" * (MAX_INDEX_DIGITS + 1), False),
+        ("a.x" + "7" * 100, True),
+    ],
+)
+def test_check_path_refuses_only_over_long_indexes(path, ok):
+    if ok:
+        check_path(path)
+    else:
+        with pytest.raises(TemplateError):
+            check_path(path)
+
+
+def test_resolve_refuses_a_result_over_max_bytes():
+    """100 copies of a 1,000-character param: the amplification templates allow."""
+    config = {f"k{i}": "{{ params.big }}" for i in range(100)}
+    scope = {"params": {"big": "x" * 1000}}
+
+    with pytest.raises(ConfigTooLarge) as caught:
+        resolve(config, scope, max_bytes=50_000)
+
+    assert caught.value.code == "config_too_large"
+    assert "50000" in str(caught.value)
+    assert json_size(resolve(config, scope, max_bytes=110_000)) <= 110_000
+
+
+def test_resolve_counts_interpolated_text_too():
+    with pytest.raises(ConfigTooLarge):
+        resolve(["{{ params.big }} and {{ params.big }}"], {"params": {"big": "y" * 600}}, max_bytes=1000)
+
+
+def test_json_size_is_compact_json_bytes():
+    assert json_size({"a": [1, 2], "b": "é"}) == len('{"a":[1,2],"b":"\\u00e9"}')

@@ -118,3 +118,22 @@ def test_an_output_postgresql_cannot_store_is_a_permanent_failure(streams, worke
     [done] = completions(streams, 1)
     assert done.error["code"] == "invalid_output"
     assert done.error["permanent"] is True
+
+
+def test_an_output_over_the_configured_cap_is_a_permanent_failure(streams):
+    """OUTPUT_MAX_BYTES reaches the worker through WorkerConfig (runworker passes the setting)."""
+    worker = Worker(
+        streams,
+        consumer="worker-test",
+        config=WorkerConfig(concurrency=1, block_ms=100, max_output_bytes=100),
+    )
+    streams.publish_tasks([task(1, config={"blob": "x" * 50}), task(2, config={"blob": "x" * 200})])
+
+    worker.step()
+    worker.step()
+
+    done = {c.task_id: c for c in completions(streams, 2)}
+    assert done[1].ok
+    assert done[2].error["code"] == "output_too_large"
+    assert done[2].error["permanent"] is True
+    assert "100" in done[2].error["message"]

@@ -1,6 +1,8 @@
 """One error shape for the whole API: {"error": {"code", "message", "details"}}."""
 
-from django.http import JsonResponse
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -21,6 +23,22 @@ def exception_handler(exc, context):
         return Response(error_body(exc.code, exc.message, details), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, ServiceError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+    if isinstance(exc, (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)):
+        return Response(
+            error_body("payload_too_large", _too_large_message(exc)),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        media_type = getattr(context.get("request"), "content_type", "")
+        exc = exceptions.UnsupportedMediaType(
+            media_type,
+            detail=f"the API takes JSON bodies only: send Content-Type: application/json, not {media_type!r}",
+        )
+    # Django's own exceptions get the codes of their DRF twins (DRF converts them without saying).
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -29,8 +47,21 @@ def exception_handler(exc, context):
     else:
         code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
         message = response.data.get("detail", str(exc)) if isinstance(response.data, dict) else str(exc)
-        response.data = error_body(code if isinstance(code, str) else "error", str(message))
+        response.data = error_body(
+            code if isinstance(code, str) else "error", str(message), getattr(exc, "details", None)
+        )
     return response
+
+
+def _too_large_message(exc: Exception) -> str:
+    if isinstance(exc, RequestDataTooBig):
+        return (
+            f"the request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes "
+            "(DAG_MAX_PAYLOAD_BYTES)"
+        )
+    if isinstance(exc, TooManyFieldsSent):
+        return f"the request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields"
+    return f"the request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files"
 
 
 def _first_message(detail) -> str:

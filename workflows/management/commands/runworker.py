@@ -23,6 +23,7 @@ class Command(BaseCommand):
             visibility_timeout_seconds=settings.VISIBILITY_TIMEOUT_SECONDS,
             circuit_failure_threshold=settings.CIRCUIT_FAILURE_THRESHOLD,
             circuit_reset_seconds=settings.CIRCUIT_RESET_SECONDS,
+            max_output_bytes=settings.OUTPUT_MAX_BYTES,
             secrets=settings.SECRETS,
         )
         worker = Worker(streams, consumer=consumer_name("worker"), config=config)
