@@ -49,6 +49,12 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_rate(name: str, default: str) -> str | None:
+    """A rate such as "600/min" or "5/5min" (checked by workflows.checks); "0" or empty: none."""
+    raw = os.environ.get(name, default).strip()
+    return None if raw in {"", "0"} else raw
+
+
 DEBUG = env_bool("DEBUG", False)
 # The fallback is for laptops only; its prefix makes `manage.py check --deploy` reject it.
 SECRET_KEY = os.environ.get("SECRET_KEY") or "django-insecure-laptop-only-set-SECRET_KEY-in-production"
@@ -194,7 +200,24 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "workflows.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # Per user, counted in Redis by every API process (workflows/api/throttling.py).
+    "DEFAULT_THROTTLE_CLASSES": ["workflows.api.throttling.ScopedRedisThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "submit": env_rate("THROTTLE_SUBMIT", "600/min"),
+        "trigger": env_rate("THROTTLE_TRIGGER", "600/min"),
+        "reads": env_rate("THROTTLE_READS", "3000/min"),
+        "long_poll": env_rate("THROTTLE_LONG_POLL", "600/min"),
+    },
 }
+# Failed token authentications per client address (workflows/api/authentication.py), failed
+# sign-ins per account name and per address (workflows/login_limits.py). The address is
+# REMOTE_ADDR, or the one TRUSTED_PROXY_COUNT proxies appended to X-Forwarded-For.
+AUTH_FAILURES_PER_ADDRESS = env_rate("AUTH_FAILURES_PER_ADDRESS", "30/min")
+LOGIN_FAILURES_PER_USER = env_rate("LOGIN_FAILURES_PER_USER", "5/5min")
+LOGIN_FAILURES_PER_ADDRESS = env_rate("LOGIN_FAILURES_PER_ADDRESS", "20/5min")
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# How long a request's Idempotency-Key is remembered (workflows/idempotency.py).
+IDEMPOTENCY_TTL_HOURS = env_float("IDEMPOTENCY_TTL_HOURS", 24.0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Workflow orchestrator API",
     "DESCRIPTION": "Submit, trigger and watch DAG workflows.",

@@ -2,8 +2,10 @@
 
 from django.conf import settings
 from django.core.checks import Error, register
+from rest_framework.settings import api_settings
 
 from resilience.rate_limit import parse_rate
+from workflows import request_limits
 from workflows.outbound import Allowlist
 
 
@@ -25,6 +27,31 @@ def engine_settings_check(app_configs, **kwargs) -> list[Error]:
         errors.append(
             Error("WORKER_CONCURRENCY and ORCHESTRATOR_BATCH_SIZE must be at least 1", id="workflows.E005")
         )
+    errors += request_limit_errors()
+    return errors
+
+
+def request_limit_errors() -> list[Error]:
+    """The API throttles' and sign-in limits' rates parse; the idempotency TTL and the proxy count
+    make sense."""
+    rates = {
+        **{f"THROTTLE_{scope.upper()}": spec for scope, spec in api_settings.DEFAULT_THROTTLE_RATES.items()},
+        "AUTH_FAILURES_PER_ADDRESS": settings.AUTH_FAILURES_PER_ADDRESS,
+        "LOGIN_FAILURES_PER_USER": settings.LOGIN_FAILURES_PER_USER,
+        "LOGIN_FAILURES_PER_ADDRESS": settings.LOGIN_FAILURES_PER_ADDRESS,
+    }
+    errors = []
+    for name, spec in rates.items():
+        try:
+            request_limits.rate(spec)
+        except ValueError as exc:
+            errors.append(
+                Error(f"{name}: {exc}", hint="e.g. 600/min, 5/5min; 0: no limit", id="workflows.E006")
+            )
+    if settings.IDEMPOTENCY_TTL_HOURS <= 0:
+        errors.append(Error("IDEMPOTENCY_TTL_HOURS must be positive", id="workflows.E007"))
+    if settings.TRUSTED_PROXY_COUNT < 0:
+        errors.append(Error("TRUSTED_PROXY_COUNT must be 0 or more", id="workflows.E008"))
     return errors
 
 

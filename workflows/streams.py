@@ -1,5 +1,6 @@
 """The one module that talks to Redis: stream and key names, consumer groups, publish, read, ack,
-the delayed-task set, delivery guards, circuit breakers and rate limits.
+the delayed-task set, delivery guards, circuit breakers, rate limits, and the counters of the
+API's throttles and sign-in limits.
 
 Redis is transport and coordination only; PostgreSQL keeps the state. Acked entries are deleted
 in the same atomic step (MULTI or script) as their ack, so streams stay small without ever
@@ -152,6 +153,19 @@ return #due
 """
 
 
+# Fixed-window counters (API throttles, failed sign-ins): INCR each one and give a new one its
+# expiry, in one round trip. A counter's key names its window, so the expiry only cleans up.
+# KEYS: counters. ARGV: each counter's expiry in seconds. Returns each count.
+COUNT_HITS = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCR', key)
+  if counts[i] == 1 then redis.call('EXPIRE', key, ARGV[i]) end
+end
+return counts
+"""
+
+
 @dataclass(frozen=True)
 class Entry:
     """A stream entry read through a consumer group: its id and decoded message (or the error)."""
@@ -207,6 +221,9 @@ class Streams:
 
     def rate_key(self, handler: str, window: int) -> str:
         return f"{self.prefix}:rate:{handler}:{window}"
+
+    def limit_key(self, scope: str, subject: str, window: int) -> str:
+        return f"{self.prefix}:throttle:{scope}:{subject}:{window}"
 
     @staticmethod
     def delayed_member(task: TaskMessage) -> str:
@@ -539,6 +556,16 @@ class Streams:
     def survived(self) -> bool:
         """False once after Redis lost its data (the epoch key is gone); then sets it again."""
         return not self.client.set(self.epoch, int(time.time()), nx=True)
+
+    # API throttles and sign-in limits (workflows.request_limits).
+    def count_hits(self, counters: Sequence[tuple[str, int]]) -> list[int]:
+        """One more hit on each (counter key, expiry seconds); their counts, in one script call."""
+        keys = [key for key, _ in counters]
+        return [int(n) for n in _script(self.client, COUNT_HITS, keys, [ttl for _, ttl in counters])]
+
+    def hit_counts(self, keys: Sequence[str]) -> list[int]:
+        """The counters' current counts, counting nothing; one round trip."""
+        return [int(n or 0) for n in self.client.mget(keys)]
 
     # Cancel flags and state shown to operators.
     def set_cancelled(self, execution_id: str) -> None:

@@ -18,6 +18,7 @@ from workflows.api.serializers import (
     WorkflowListOutput,
     WorkflowOutput,
 )
+from workflows.api.throttling import SUBMIT, TRIGGER
 from workflows.models import Execution
 from workflows.streams import get_streams
 
@@ -32,6 +33,8 @@ def visible_execution(request: Request, raw_id: str) -> Execution:
 class WorkflowSubmitView(APIView):
     """POST a workflow definition: validated, stored, and a PENDING execution created."""
 
+    throttle_scope = SUBMIT
+
     @extend_schema(request=dict, responses={201: SubmitOutput})
     def post(self, request: Request) -> Response:
         execution = services.workflow_submit(payload=request.data, owner=request.user)
@@ -45,6 +48,8 @@ class WorkflowSubmitView(APIView):
 
 class WorkflowTriggerView(APIView):
     """POST to start a PENDING execution, with optional `params` for `{{ params.x }}` templates."""
+
+    throttle_scope = TRIGGER
 
     @extend_schema(request=TriggerInput, responses={202: ExecutionOutput})
     def post(self, request: Request, execution_id: str) -> Response:
@@ -62,6 +67,8 @@ class WorkflowTriggerView(APIView):
 
 class ExecutionStatusView(APIView):
     """GET an execution's status and node states; DELETE cancels it."""
+
+    long_polls = True  # a GET with ?wait= is throttled as `long_poll`, not `reads`
 
     @extend_schema(
         parameters=[
@@ -165,6 +172,7 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
     """Stored workflow definitions; POST .../executions starts another run of one."""
 
     lookup_value_regex = "[^/]+"
+    throttle_scope = None  # set by the `executions` action (DRF takes only attributes the class has)
 
     def get_serializer_class(self):
         return WorkflowListOutput if self.action == "list" else WorkflowOutput
@@ -180,7 +188,7 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
         return workflow
 
     @extend_schema(request=None, responses={201: SubmitOutput})
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], throttle_scope=SUBMIT)
     def executions(self, request: Request, pk: str) -> Response:
         """Create a new PENDING execution of this workflow."""
         execution = services.execution_create(workflow=self.get_object(), owner=request.user)
@@ -214,6 +222,8 @@ class ExecutionRerunView(APIView):
     """POST to re-run a FAILED, TIMED_OUT or CANCELLED execution from its failure: the failed and
     cancelled nodes run again with fresh attempts, completed ones keep their outputs."""
 
+    throttle_scope = TRIGGER
+
     @extend_schema(
         request=None,
         responses={
@@ -242,6 +252,8 @@ class ExecutionRerunView(APIView):
 class ExecutionRetriggerView(APIView):
     """POST to run the execution's workflow again as a new execution, with optional new `params`;
     the old execution is left as it is."""
+
+    throttle_scope = SUBMIT
 
     @extend_schema(
         request=TriggerInput,
