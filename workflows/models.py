@@ -170,3 +170,33 @@ class TaskAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_run.node_id} attempt {self.attempt}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first successful answer to a request sent with an `Idempotency-Key`, replayed to its
+    retries (workflows/idempotency.py). Written in the same transaction as what the request made."""
+
+    # No index of its own: `idempotency_user_key` and `idempotency_user_created` start with it.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False, related_name="+"
+    )
+    key = models.CharField(max_length=255)
+    # sha256 of method, path and body: the same key with another request is refused.
+    request_fingerprint = models.CharField(max_length=64)
+    # Null only inside the transaction of the request that claimed the key, never once committed.
+    status_code = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # One answer per key and user; a concurrent twin waits on this index, then replays.
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_user_key"),
+        ]
+        indexes = [
+            # Claiming a key first deletes the user's expired records (idempotency.idempotent_answer).
+            models.Index(fields=["user", "created_at"], name="idempotency_user_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.user_id})"

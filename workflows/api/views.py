@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from workflows import rerun, selectors, services
+from workflows.api.idempotency import idempotent
 from workflows.api.long_poll import long_poll_gate
 from workflows.api.serializers import (
     ExecutionOutput,
@@ -36,6 +37,7 @@ class WorkflowSubmitView(APIView):
     throttle_scope = SUBMIT
 
     @extend_schema(request=dict, responses={201: SubmitOutput})
+    @idempotent
     def post(self, request: Request) -> Response:
         execution = services.workflow_submit(payload=request.data, owner=request.user)
         body = {
@@ -52,6 +54,7 @@ class WorkflowTriggerView(APIView):
     throttle_scope = TRIGGER
 
     @extend_schema(request=TriggerInput, responses={202: ExecutionOutput})
+    @idempotent
     def post(self, request: Request, execution_id: str) -> Response:
         execution = services.execution_to_trigger(viewer=request.user, raw_id=execution_id)
         data = TriggerInput(data=request.data if request.data else {})
@@ -189,6 +192,7 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(request=None, responses={201: SubmitOutput})
     @action(detail=True, methods=["post"], throttle_scope=SUBMIT)
+    @idempotent
     def executions(self, request: Request, pk: str) -> Response:
         """Create a new PENDING execution of this workflow."""
         execution = services.execution_create(workflow=self.get_object(), owner=request.user)
@@ -237,6 +241,7 @@ class ExecutionRerunView(APIView):
             )
         },
     )
+    @idempotent
     def post(self, request: Request, execution_id: str) -> Response:
         execution = rerun.execution_rerun(
             execution=visible_execution(request, execution_id), user=request.user
@@ -269,6 +274,7 @@ class ExecutionRetriggerView(APIView):
             )
         },
     )
+    @idempotent
     def post(self, request: Request, execution_id: str) -> Response:
         previous = visible_execution(request, execution_id)
         data = TriggerInput(data=request.data if request.data else {})
