@@ -153,7 +153,7 @@ def _tallies(limits, windows, counts: list[int] | None) -> list[Tally] | None:
     ]
 
 
-class _Outage:
+class OutageLog:
     """Logs the first failure of an outage and the first success after it, nothing between."""
 
     def __init__(self):
@@ -166,17 +166,17 @@ class _Outage:
         return changed
 
 
-_outage = _Outage()
+outage_log = OutageLog()
 
 
 def _fail_open(count):
     try:
         counts = count()
     except redis.RedisError as exc:
-        if _outage.changed_to(True):
+        if outage_log.changed_to(True):
             log.warning("request_limits_fail_open", reason="redis unreachable", error=str(exc))
         return None
-    if _outage.down and _outage.changed_to(False):
+    if outage_log.down and outage_log.changed_to(False):
         log.info("request_limits_counting_again")
     return counts
 

@@ -216,10 +216,10 @@ def hold_first_call(monkeypatch, owner, name: str) -> tuple[threading.Event, thr
     return inside, release, calls
 
 
-def in_thread(answers: list, call) -> threading.Thread:
+def in_thread(answers: dict, name: str, call) -> threading.Thread:
     def run():
         try:
-            answers.append(call())
+            answers[name] = call()
         finally:
             connection.close()
 
@@ -238,19 +238,20 @@ def test_concurrent_twins_make_one_and_both_get_its_answer(alice, monkeypatch, e
         execution = services.workflow_submit(payload=ONE_NODE, owner=alice)
         path, body = f"/api/v1/workflow/trigger/{execution.id}", {"params": {}}
         inside, release, calls = hold_first_call(monkeypatch, services, "execution_trigger")
-    answers: list = []
+    answers: dict = {}
 
-    first = in_thread(answers, lambda: post(token_client(alice), path, body, key="twin"))
+    first_thread = in_thread(answers, "first", lambda: post(token_client(alice), path, body, key="twin"))
     assert inside.wait(10)
-    twin = in_thread(answers, lambda: post(token_client(alice), path, body, key="twin"))
+    twin_thread = in_thread(answers, "twin", lambda: post(token_client(alice), path, body, key="twin"))
     time.sleep(0.5)  # the twin is waiting on the key's index
     assert not answers
     release.set()
-    first.join(10)
-    twin.join(10)
+    first_thread.join(10)
+    twin_thread.join(10)
 
     assert len(calls) == 1
-    assert [a.status_code for a in answers] == ([201, 201] if endpoint == "submit" else [202, 202])
-    assert answers[0].json() == answers[1].json()
-    assert [a.has_header("Idempotent-Replayed") for a in answers] == [False, True]
+    first, twin = answers["first"], answers["twin"]
+    assert first.status_code == twin.status_code == (201 if endpoint == "submit" else 202)
+    assert twin.json() == first.json()
+    assert (first.has_header("Idempotent-Replayed"), twin["Idempotent-Replayed"]) == (False, "true")
     assert Execution.objects.count() == 1

@@ -309,6 +309,8 @@ def test_redis_unreachable_lets_requests_through_and_is_logged_once(
     rates(submit="1/min")
     logged = CapturingLogger()
     monkeypatch.setattr(request_limits, "log", logged)
+    monkeypatch.setattr(request_limits, "outage_log", request_limits.OutageLog())  # no outage so far
+    reachable = request_limits.get_streams
     unreachable = Streams(redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0)), stream_prefix)
     monkeypatch.setattr(request_limits, "get_streams", lambda: unreachable)
 
@@ -318,10 +320,8 @@ def test_redis_unreachable_lets_requests_through_and_is_logged_once(
     assert limit_headers(answers[0]) == (None, None, None)
     assert [call.args[0] for call in logged.calls] == ["request_limits_fail_open"]
 
-    monkeypatch.undo()
+    monkeypatch.setattr(request_limits, "get_streams", reachable)  # Redis is back
     rates(submit="5/min")
-    monkeypatch.setattr(request_limits, "log", logged)
-    monkeypatch.setattr(request_limits, "clock", lambda: NOW)
     submit(alice_client)
     submit(alice_client)
     assert [call.args[0] for call in logged.calls] == [
