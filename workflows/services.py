@@ -1,5 +1,6 @@
 """State transitions a user asks for: submit, start, trigger, cancel. Views and commands call these."""
 
+import functools
 import hashlib
 import json
 import uuid
@@ -92,34 +93,35 @@ def execution_create(*, workflow: Workflow, owner, dag: Dag | None = None) -> Ex
 
 
 def _new_execution(workflow: Workflow, owner, dag: Dag) -> Execution:
-    _check_open_executions(owner)
     return Execution(
         workflow=workflow, total_tasks=len(dag.nodes), unfinished_tasks=len(dag.nodes), owner=owner
     )
 
 
-def _check_open_executions(owner) -> None:
-    """TooManyOpenExecutions when `owner` has MAX_OPEN_EXECUTIONS_PER_USER executions PENDING or
-    RUNNING (0: no cap). A count bounded by the cap, on the partial index of open executions.
-    Submits racing at the cap may all pass and go a few over: a guard against runaways, not a
-    quota to the unit."""
+def _open_executions_allowed(owner_id: int | None) -> tuple[str, list]:
+    """A query answering whether `owner_id` may create another execution: fewer than
+    MAX_OPEN_EXECUTIONS_PER_USER (0: no cap) of theirs PENDING or RUNNING. A count bounded by the
+    cap, on the partial index `execution_owner_open`. It runs inside the INSERT statement, so the
+    cap costs the submit path no round trip. Submits racing at the cap may all pass and go a few
+    over: a guard against runaways, not a quota to the unit."""
+    cap = settings.MAX_OPEN_EXECUTIONS_PER_USER if owner_id is not None else 0
+    # The statuses are literals, not parameters: a prepared statement's generic plan can then use
+    # the partial index, instead of walking all of the owner's executions ever.
+    return (
+        f"SELECT %s OR count(*) < %s FROM (SELECT 1 FROM {Execution._meta.db_table} "  # noqa: S608
+        f"WHERE owner_id = %s AND status IN ('{Execution.Status.PENDING}', '{Execution.Status.RUNNING}') "
+        "LIMIT %s) AS open_executions",
+        [not cap, cap, owner_id, cap],
+    )
+
+
+def _too_many_open_executions() -> TooManyOpenExecutions:
     cap = settings.MAX_OPEN_EXECUTIONS_PER_USER
-    owner_id = getattr(owner, "pk", None)
-    if not cap or owner_id is None:
-        return
-    with hot_cursor() as cursor:
-        cursor.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM {Execution._meta.db_table} "  # noqa: S608
-            "WHERE owner_id = %s AND status IN (%s, %s) LIMIT %s) AS open_executions",
-            [owner_id, Execution.Status.PENDING, Execution.Status.RUNNING, cap],
-        )
-        (count,) = cursor.fetchone()
-    if count >= cap:
-        raise TooManyOpenExecutions(
-            f"you have {count} executions pending or running, the limit is {cap}: trigger, cancel "
-            "or wait for some of them before creating more",
-            details={"open_executions": count, "limit": cap},
-        )
+    return TooManyOpenExecutions(
+        f"you have {cap} executions pending or running, the most you may have: trigger, cancel or "
+        "wait for some of them before creating more",
+        details={"limit": cap},
+    )
 
 
 TASK_RUN_COLUMNS = [
@@ -139,41 +141,62 @@ def _insert_new(execution: Execution, dag: Dag, *, workflow: Workflow | None = N
 
     Raw SQL: compiling the ORM's INSERTs cost more than running them. On PostgreSQL it is one
     statement of data-modifying CTEs (atomic on its own: no BEGIN and COMMIT round trips),
-    prepared server-side once hot."""
+    prepared server-side once hot. TooManyOpenExecutions, and nothing written, when the owner is
+    at MAX_OPEN_EXECUTIONS_PER_USER."""
     instances = [workflow, execution] if workflow else [execution]
-    inserts = [_insert_sql(instance) for instance in instances]
+    allowed, allowed_params = _open_executions_allowed(execution.owner_id)
     rows = [
         (execution.id, node.id, node.handler, TaskRun.Status.PENDING, 0, 0, len(node.dependencies), "")
         for node in dag.nodes.values()
     ]
     if connection.vendor == "postgresql":
+        inserts = [_insert_sql(instance, when="(SELECT ok FROM allowed)") for instance in instances]
         task_runs, task_run_params = rows_table(TASK_RUN_COLUMNS, rows, alias="t")
         ctes = ", ".join(f"new_{n} AS ({sql})" for n, (sql, _) in enumerate(inserts))
         with hot_cursor() as cursor:
             cursor.execute(
-                f"WITH {ctes} INSERT INTO {TaskRun._meta.db_table} "  # noqa: S608
-                f"({', '.join(name for name, _ in TASK_RUN_COLUMNS)}) SELECT * FROM {task_runs}",
-                [*(p for _, params in inserts for p in params), *task_run_params],
+                f"WITH allowed (ok) AS ({allowed}), {ctes} INSERT INTO {TaskRun._meta.db_table} "  # noqa: S608
+                f"({', '.join(name for name, _ in TASK_RUN_COLUMNS)}) SELECT * FROM {task_runs} "
+                "WHERE (SELECT ok FROM allowed)",
+                [*allowed_params, *(p for _, params in inserts for p in params), *task_run_params],
             )
+            if cursor.rowcount == 0:  # a DAG has nodes: no task run written means `allowed` said no
+                raise _too_many_open_executions()
     else:
         with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-            for sql, params in inserts:
+            cursor.execute(allowed, allowed_params)
+            if not cursor.fetchone()[0]:
+                raise _too_many_open_executions()
+            for sql, params in (_insert_sql(instance) for instance in instances):
                 cursor.execute(sql, params)
             insert_rows(TaskRun._meta.db_table, columns=TASK_RUN_COLUMNS, rows=rows)
     for instance in instances:
         instance._state.adding, instance._state.db = False, connection.alias
 
 
-def _insert_sql(instance: models.Model) -> tuple[str, list]:
+def _insert_sql(instance: models.Model, *, when: str | None = None) -> tuple[str, list]:
     """The INSERT Model.save() would run for a new instance with a client-side primary key,
-    defaults and auto_now_add included."""
-    quote = connection.ops.quote_name
+    defaults and auto_now_add included; with `when`, only if that SQL condition holds."""
     fields = instance._meta.local_concrete_fields
     return (
-        f"INSERT INTO {quote(instance._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(fields))})",
+        _insert_text(type(instance), when),
         [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields],
     )
+
+
+@functools.cache
+def _insert_text(model: type[models.Model], when: str | None) -> str:
+    """Built once per model: the column types of the casts cost more to look up than the INSERT
+    takes to run. With `when` (PostgreSQL) the values are cast, as a SELECT does not take its
+    types from the target columns the way VALUES does."""
+    quote = connection.ops.quote_name
+    fields = model._meta.local_concrete_fields
+    if when is None:
+        source = f"VALUES ({', '.join(['%s'] * len(fields))})"
+    else:
+        source = f"SELECT {', '.join(f'%s::{f.cast_db_type(connection)}' for f in fields)} WHERE {when}"
+    columns = ", ".join(quote(f.column) for f in fields)
+    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) {source}"
 
 
 def execution_to_trigger(*, viewer, raw_id: str) -> Execution:
