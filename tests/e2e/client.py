@@ -43,9 +43,15 @@ class WorkflowApi:
         return self._expect(self.client.get(f"/api/v1/workflow/{execution_id}/results"), 200)["outputs"]
 
     def tasks(self, execution_id: str) -> dict[str, dict]:
-        """Every task run (status, attempt, resolved config, output, ...), by node id."""
-        response = self.client.get(f"/api/v1/executions/{execution_id}/tasks", {"limit": 10_000})
-        return {task["node_id"]: task for task in self._expect(response, 200)["results"]}
+        """Every task run (status, attempt, resolved config, output, ...), by node id, page by page
+        (a page holds at most API_MAX_PAGE_SIZE, 500 by default)."""
+        tasks: dict[str, dict] = {}
+        while True:
+            query = {"limit": 500, "offset": len(tasks)}
+            page = self._expect(self.client.get(f"/api/v1/executions/{execution_id}/tasks", query), 200)
+            tasks.update((task["node_id"], task) for task in page["results"])
+            if page["next"] is None:
+                return tasks
 
     def run(self, payload: dict, params: dict | None = None) -> str:
         """Submit and trigger; returns the execution id."""

@@ -62,9 +62,15 @@ class EngineApi:
         return self._call("GET", f"/api/v1/workflow/{execution_id}", None, 200)
 
     def tasks(self, execution_id: str) -> dict[str, dict]:
-        """Every task run (status, attempt, worker, output, error, ...), by node id."""
-        page = self._call("GET", f"/api/v1/executions/{execution_id}/tasks/?limit=10000", None, 200)
-        return {task["node_id"]: task for task in page["results"]}
+        """Every task run (status, attempt, worker, output, error, ...), by node id, page by page
+        (a page holds at most API_MAX_PAGE_SIZE, 500 by default)."""
+        tasks: dict[str, dict] = {}
+        while True:
+            path = f"/api/v1/executions/{execution_id}/tasks/?limit=500&offset={len(tasks)}"
+            page = self._call("GET", path, None, 200)
+            tasks.update((task["node_id"], task) for task in page["results"])
+            if page["next"] is None:
+                return tasks
 
     def dead_letters(self, execution_id: str) -> list[dict]:
         """The execution's dead letters (staff only)."""
