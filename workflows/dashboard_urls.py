@@ -2,12 +2,17 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from workflows.dashboard import dead_letters, definitions, executions, handler_health
+from workflows.login_limits import RateLimitedAuthenticationForm
 
 urlpatterns = [
     path("", executions.execution_list, name="dashboard"),
     path(
         "login/",
-        auth_views.LoginView.as_view(template_name="dashboard/login.html", redirect_authenticated_user=True),
+        auth_views.LoginView.as_view(
+            template_name="dashboard/login.html",
+            redirect_authenticated_user=True,
+            authentication_form=RateLimitedAuthenticationForm,
+        ),
         name="dashboard-login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="dashboard-logout"),

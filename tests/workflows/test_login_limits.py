@@ -144,3 +144,11 @@ def test_redis_unreachable_lets_sign_ins_through(operator, monkeypatch, stream_p
         sign_in("/admin/login/", "olga", f"guess-{n}", "10.3.0.10")
 
     assert sign_in("/admin/login/", "olga", "olga-password-1", "10.3.0.10").status_code == 302
+
+
+def test_the_dashboards_login_is_limited_too(alice):
+    path = reverse("dashboard-login")
+    for n in range(5):
+        sign_in(path, "alice", f"guess-{n}", "10.3.0.9")
+
+    assert refused(sign_in(path, "alice", "alice-password-1", "10.3.0.9"))
