@@ -32,11 +32,11 @@ class DeadLetterAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description="Retry selected dead letters (fresh attempts)")
+    @admin.action(description="Retry selected dead letters (fresh attempts)", permissions=["change"])
     def retry_selected(self, request, queryset):
         self._apply(request, queryset, services.dead_letter_retry, "retried")
 
-    @admin.action(description="Discard selected dead letters")
+    @admin.action(description="Discard selected dead letters", permissions=["change"])
     def discard_selected(self, request, queryset):
         self._apply(request, queryset, services.dead_letter_discard, "discarded")
 

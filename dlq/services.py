@@ -7,9 +7,9 @@ import structlog
 from django.db import transaction
 
 from dlq.models import DeadLetter
-from workflows import engine, rerun, runs
+from workflows import engine, permissions, rerun, runs
 from workflows.models import Execution, TaskRun
-from workflows.services import Conflict, NotFound
+from workflows.services import Conflict, NotFound, permission_require
 from workflows.streams import get_streams
 
 log = structlog.get_logger(__name__)
@@ -18,7 +18,7 @@ log = structlog.get_logger(__name__)
 def dead_letter_retry(*, dead_letter_id: int, user, note: str = "") -> DeadLetter:
     """Re-queue the task with fresh attempts; its execution runs again and the DAG continues."""
     with transaction.atomic():
-        run, letter = _lock_open_letter(dead_letter_id)
+        run, letter = _lock_open_letter(dead_letter_id, user)
         task_failed = TaskRun.objects.filter(pk=letter.task_run_id, status=TaskRun.Status.FAILED).exists()
         # RUNNING happens when a sibling's dead letter from the same failure was retried first.
         if not task_failed or run.status not in {Execution.Status.FAILED, Execution.Status.RUNNING}:
@@ -37,7 +37,7 @@ def dead_letter_discard(*, dead_letter_id: int, user, note: str = "") -> DeadLet
     """Close the entry without running anything. If a sibling's retry had resumed the execution,
     this node can now never finish, so the execution fails again."""
     with transaction.atomic():
-        run, letter = _lock_open_letter(dead_letter_id)
+        run, letter = _lock_open_letter(dead_letter_id, user)
         still_failed = TaskRun.objects.filter(pk=letter.task_run_id, status=TaskRun.Status.FAILED).exists()
         if run.status == Execution.Status.RUNNING and still_failed:
             run.fail(
@@ -51,8 +51,10 @@ def dead_letter_discard(*, dead_letter_id: int, user, note: str = "") -> DeadLet
     return letter
 
 
-def _lock_open_letter(dead_letter_id: int) -> tuple[runs.Run, DeadLetter]:
-    """Lock the letter's execution (first, like every writer of run state), then the letter."""
+def _lock_open_letter(dead_letter_id: int, user) -> tuple[runs.Run, DeadLetter]:
+    """Lock the letter's execution (first, like every writer of run state), then the letter.
+    Triage takes the permission to change dead letters, whoever owns the execution."""
+    permission_require(user, None, permissions.TRIAGE_DEAD_LETTERS, "retry or discard dead letters")
     execution_id = DeadLetter.objects.filter(pk=dead_letter_id).values_list("execution_id", flat=True).first()
     if execution_id is None:
         raise NotFound(f"no dead letter with id {dead_letter_id}")

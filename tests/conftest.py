@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -17,6 +18,7 @@ from workflows.handlers import HandlerError
 from workflows.messages import CompletionMessage
 from workflows.models import Execution
 from workflows.orchestrator import Orchestrator
+from workflows.permissions import OPERATORS_GROUP, operators_group_ensure
 
 
 def pytest_sessionstart(session):
@@ -64,8 +66,12 @@ def bob(django_user_model):
 
 @pytest.fixture
 def operator(django_user_model):
-    """A staff user (sees everything)."""
-    return django_user_model.objects.create_user("olga", password="olga-password-1", is_staff=True)
+    """A staff user in the operators group: sees everything, cancels and re-runs anyone's
+    executions, triages dead letters."""
+    user = django_user_model.objects.create_user("olga", password="olga-password-1", is_staff=True)
+    operators_group_ensure()  # a transactional test's flush may have emptied it
+    user.groups.add(Group.objects.get(name=OPERATORS_GROUP))
+    return user
 
 
 def token_client(user) -> APIClient:

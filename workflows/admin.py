@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.forms.models import BaseInlineFormSet
 
-from workflows import rerun, selectors, services
+from workflows import permissions, rerun, selectors, services
 from workflows.models import Execution, TaskRun, Workflow
 
 
@@ -85,18 +85,25 @@ class ExecutionAdmin(ReadOnlyAdmin):
     actions = ["cancel_selected", "rerun_selected"]
     list_select_related = ["workflow"]
 
-    @admin.action(description="Cancel selected executions")
+    # Actions are offered to holders of the permission they take; the services check it again.
+    def has_cancel_any_permission(self, request) -> bool:
+        return request.user.has_perm(permissions.CANCEL_ANY_EXECUTION)
+
+    def has_run_any_permission(self, request) -> bool:
+        return request.user.has_perm(permissions.RUN_ANY_EXECUTION)
+
+    @admin.action(description="Cancel selected executions", permissions=["cancel_any"])
     def cancel_selected(self, request, queryset):
         apply_to_selected(
             self,
             request,
             queryset,
-            lambda execution: services.execution_cancel(execution=execution),
+            lambda execution: services.execution_cancel(execution=execution, user=request.user),
             noun="execution",
             verb="cancelled",
         )
 
-    @admin.action(description="Re-run from failure")
+    @admin.action(description="Re-run from failure", permissions=["run_any"])
     def rerun_selected(self, request, queryset):
         apply_to_selected(
             self,

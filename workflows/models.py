@@ -65,6 +65,10 @@ class Execution(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [  # workflows/permissions.py says who needs them
+            ("cancel_any_execution", "Can cancel any user's execution"),
+            ("run_any_execution", "Can trigger, re-run or re-trigger any user's execution"),
+        ]
         indexes = [
             # API execution list and dashboard: filter by status, newest first.
             models.Index(fields=["status", "-created_at"], name="execution_status_created"),

@@ -1,7 +1,7 @@
 """Dashboard-only reads: how each workflow and each handler has been doing.
 
 Every figure is aggregated by the database in one grouped query per table; Python never walks
-the runs. Users see figures about the executions they may see (staff: all of them)."""
+the runs. Users see figures about the executions they may see (`selectors.may_see`)."""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, FloatField, Max, Q, QuerySet
 from django.db.models.functions import Cast, NullIf
 
+from workflows import permissions
 from workflows.handlers import handler_names
 from workflows.models import Execution, TaskAttempt, TaskRun, Workflow
 from workflows.selectors import workflows_visible_to
@@ -19,7 +20,7 @@ from workflows.streams import get_streams
 def workflow_summaries(user) -> QuerySet[Workflow]:
     """Workflows `user` may see, newest first, each with `execution_count`, `completed`, `finished`,
     `running` counts, `success_rate` (completed / finished, None before any ended) and `last_run`."""
-    visible = Q() if user.is_staff else Q(executions__owner=user)
+    visible = Q() if user.has_perm(permissions.VIEW_ALL_EXECUTIONS) else Q(executions__owner=user)
     ended = Q(executions__status__in=Execution.TERMINAL)
     completed = Count("executions", filter=visible & Q(executions__status=Execution.Status.COMPLETED))
     finished = Count("executions", filter=visible & ended)
@@ -79,7 +80,7 @@ def handler_health(user, *, since: datetime) -> list[HandlerHealth]:
         finished_at__gte=since, status__in=[TaskRun.Status.COMPLETED, TaskRun.Status.FAILED]
     )
     attempts = TaskAttempt.objects.filter(finished_at__gte=since)
-    if not user.is_staff:
+    if not user.has_perm(permissions.VIEW_ALL_EXECUTIONS):
         runs = runs.filter(execution__owner=user)
         attempts = attempts.filter(task_run__execution__owner=user)
     run_time = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())

@@ -9,7 +9,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from dlq.models import DeadLetter
-from workflows import engine, runs, services
+from workflows import engine, permissions, runs, services
 from workflows.models import Execution, TaskRun
 from workflows.services import Conflict, NotFound
 from workflows.streams import get_streams
@@ -25,6 +25,9 @@ def execution_rerun(*, execution: Execution, user) -> Execution:
     """Re-run from failure (Airflow's "clear failed tasks"): the failed nodes and those the end
     cancelled run again, each with fresh attempts; completed and skipped nodes keep their outputs;
     the execution's open dead letters are closed as RETRIED by `user`."""
+    services.permission_require(
+        user, execution.owner_id, permissions.RUN_ANY_EXECUTION, "re-run another user's execution"
+    )
     with transaction.atomic():
         # Locked first, like every writer of run state: a racing orchestrator batch, DLQ retry or
         # second re-run waits here and then sees the status this one leaves.

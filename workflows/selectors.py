@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 
+from workflows import permissions
 from workflows.bulk_sql import db_uuid, from_db_datetime, from_db_json, hot_cursor
 from workflows.models import Execution, TaskRun, Workflow
 from workflows.streams import get_streams
@@ -16,19 +17,20 @@ QUEUED = TaskRun.Status.QUEUED
 
 
 def may_see(user, owner_id) -> bool:
-    """The visibility rule, for raw queries: staff see everything, others what they own."""
-    return user.is_staff or owner_id == user.pk
+    """The visibility rule, for raw queries: owners see theirs, holders of the view permission
+    see everything."""
+    return permissions.may_act(user, owner_id, permissions.VIEW_ALL_EXECUTIONS)
 
 
 def executions_visible_to(user) -> QuerySet[Execution]:
-    """Staff see every execution; other users see their own."""
+    """Every execution for holders of the view permission; other users see their own."""
     queryset = Execution.objects.select_related("workflow")
-    return queryset if user.is_staff else queryset.filter(owner=user)
+    return queryset if user.has_perm(permissions.VIEW_ALL_EXECUTIONS) else queryset.filter(owner=user)
 
 
 def workflows_visible_to(user) -> QuerySet[Workflow]:
     queryset = Workflow.objects.all()
-    return queryset if user.is_staff else queryset.filter(owner=user)
+    return queryset if user.has_perm(permissions.VIEW_ALL_WORKFLOWS) else queryset.filter(owner=user)
 
 
 def execution_for(user, execution_id: uuid.UUID) -> Execution | None:

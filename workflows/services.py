@@ -8,10 +8,11 @@ from datetime import timedelta
 
 import structlog
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from workflows import engine, runs, selectors
+from workflows import engine, permissions, runs, selectors
 from workflows.bulk_sql import db_uuid, hot_cursor, insert_rows, rows_table
 from workflows.dag import Dag, DagError, Limits, check_json_value, parse_workflow
 from workflows.handlers import config_checks
@@ -38,6 +39,23 @@ class ServiceError(Exception):
 class NotFound(ServiceError):
     status = 404
     code = "not_found"
+
+
+class Forbidden(ServiceError, PermissionDenied):
+    """The user may see the object but not do this to it (see workflows/permissions.py). Also a
+    PermissionDenied: pages that let it through get the site's 403 page."""
+
+    status = 403
+    code = "permission_denied"
+
+
+def permission_require(user, owner_id: int | None, permission: str, doing: str) -> None:
+    """Forbidden unless `user` owns the object or holds `permission`; `doing` completes "you may
+    not ..." in the message."""
+    if not permissions.may_act(user, owner_id, permission):
+        raise Forbidden(
+            f"you may not {doing}: it takes the {permission} permission", details={"permission": permission}
+        )
 
 
 class Conflict(ServiceError):
@@ -85,7 +103,11 @@ def workflow_submit(*, payload: object, owner) -> Execution:
 
 
 def execution_create(*, workflow: Workflow, owner, dag: Dag | None = None) -> Execution:
-    """A new PENDING execution of `workflow`, with one PENDING TaskRun per node."""
+    """A new PENDING execution of `workflow`, owned by `owner`, with one PENDING TaskRun per node.
+    Starting another user's workflow takes the run-any permission."""
+    permission_require(
+        owner, workflow.owner_id, permissions.RUN_ANY_EXECUTION, "start another user's workflow"
+    )
     dag = dag or runs.dag_for(workflow.id)
     execution = _new_execution(workflow, owner, dag)
     _insert_new(execution, dag)
@@ -214,6 +236,7 @@ def execution_to_trigger(*, viewer, raw_id: str) -> Execution:
         row = cursor.fetchone()
     if row is None or not selectors.may_see(viewer, row[1]):
         raise NotFound(f"no execution with id {raw_id!r}")
+    permission_require(viewer, row[1], permissions.RUN_ANY_EXECUTION, "trigger another user's execution")
     workflow_id, owner_id, timeout = uuid.UUID(str(row[0])), row[1], row[2]
     execution = Execution.from_db(
         connection.alias, ["id", "workflow_id", "owner_id"], [execution_id, workflow_id, owner_id]
@@ -315,8 +338,11 @@ def workflow_start(*, workflow: Workflow, params: object, owner) -> Execution:
         return execution_trigger(execution=execution, params=params)
 
 
-def execution_cancel(*, execution: Execution) -> Execution:
+def execution_cancel(*, execution: Execution, user) -> Execution:
     """Cancel a PENDING or RUNNING execution and everything in it that has not finished."""
+    permission_require(
+        user, execution.owner_id, permissions.CANCEL_ANY_EXECUTION, "cancel another user's execution"
+    )
     stopped = execution_stop(
         execution_id=execution.id,
         status=Execution.Status.CANCELLED,

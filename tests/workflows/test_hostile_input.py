@@ -10,6 +10,7 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
+from dlq.models import DeadLetter
 from tests.workflows.test_api import (
     apply,
     assert_error,
@@ -270,7 +271,6 @@ BAD_PAGES = [
     "limit=abc",
     "limit=%C2%B2",
     "offset=%D9%A1",
-    "limit=%00",
     "limit=1_0",
     "limit=+5",
     "limit=%205",
@@ -322,11 +322,45 @@ def test_the_default_page_is_unchanged(alice_client, failed_execution):
 # --- filters and path parameters: NUL and non-ASCII digits ------------------------------------
 
 
-@pytest.mark.parametrize("param", ["handler", "category", "status", "execution"])
-def test_dead_letter_filters_refuse_a_nul_character_with_400(operator_client, failed_execution, param):
-    error = assert_error(operator_client.get(f"/api/v1/admin/dlq?{param}=a%00b"), 400)
+@pytest.mark.parametrize("param", ["handler", "category", "status", "execution", "limit"])
+@pytest.mark.parametrize("url", LIST_URLS)
+def test_every_list_refuses_a_nul_character_in_a_parameter_with_400(
+    operator_client, failed_execution, url, param
+):
+    response = operator_client.get(f"{url.format(execution=failed_execution)}?{param}=a%00b")
 
-    assert param in error["message"]
+    error = assert_error(response, 400, "invalid_request")
+    assert param in error["message"] and error["details"] == {"parameter": param}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/dashboard/dlq?handler=a%00b",
+        "/dashboard/workflows?q=%00",
+        "/dashboard/executions?status=%00",
+        "/admin/dlq/deadletter/?handler=%00",
+        "/admin/workflows/execution/?q=%00",
+    ],
+)
+def test_pages_refuse_a_nul_character_in_a_query_with_400(operator, client, url):
+    client.force_login(operator)
+
+    response = client.get(url)
+
+    assert response.status_code == 400
+    assert "NUL character" in response.content.decode()
+
+
+def test_a_form_field_with_a_nul_character_is_400_and_changes_nothing(operator, client, failed_execution):
+    client.force_login(operator)
+    letter = DeadLetter.objects.get()
+
+    response = client.post(f"/dashboard/dlq/{letter.pk}/discard", {"note": "a\x00b"})
+
+    assert response.status_code == 400
+    assert "'note'" in response.content.decode()
+    assert DeadLetter.objects.get().status == DeadLetter.Status.OPEN
 
 
 def test_dead_letter_text_filters_still_match_unicode(operator_client, failed_execution):

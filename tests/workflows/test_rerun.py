@@ -248,7 +248,7 @@ def test_rerun_of_a_stopped_execution_reruns_its_running_delay_node(
     orchestrate()
     old = worker.take()["nap"]  # claimed: running on a worker
     if stop == "cancel":
-        services.execution_cancel(execution=execution)
+        services.execution_cancel(execution=execution, user=execution.owner)
     else:
         assert services.execution_time_out(execution_id=execution.id)
     assert statuses(execution) == {"a": "COMPLETED", "nap": "CANCELLED", "c": "CANCELLED"}
@@ -342,7 +342,7 @@ def test_rerun_refuses_an_execution_that_has_not_ended_short(
 
 def test_rerun_refuses_an_execution_cancelled_before_it_started(streams, alice, operator):
     execution = services.workflow_submit(payload=CHAIN, owner=alice)
-    services.execution_cancel(execution=execution)
+    services.execution_cancel(execution=execution, user=execution.owner)
 
     with pytest.raises(Conflict) as raised:
         execution_rerun(execution=execution, user=operator)
@@ -396,19 +396,19 @@ def test_concurrent_reruns_resume_the_execution_once(streams, start_workflow, wo
 
 
 def test_retrigger_starts_a_new_execution_with_new_params_and_leaves_the_old_one(
-    streams, start_workflow, worker, orchestrate, alice, bob
+    streams, start_workflow, worker, orchestrate, alice, operator
 ):
     old = failed_chain(streams, start_workflow, worker, orchestrate)
     old_state = (old.status, old.params, statuses(old))
     streams.client.xtrim(streams.tasks, maxlen=0)
 
-    new = execution_retrigger(execution=old, params={"mode": "fixed"}, owner=bob)
+    new = execution_retrigger(execution=old, params={"mode": "fixed"}, owner=operator)
 
     assert new.pk != old.pk
     new.refresh_from_db()
     assert (new.workflow_id, new.owner, new.status, new.params) == (
         old.workflow_id,
-        bob,
+        operator,
         "RUNNING",
         {"mode": "fixed"},
     )

@@ -1,27 +1,35 @@
-"""Who may open what: the dashboard's login for everyone, staff-only pages, visible executions."""
+"""Who may open what: the dashboard's login for everyone, pages that take a permission, visible
+executions (workflows/permissions.py has the rules)."""
 
 from collections.abc import Callable
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.core.exceptions import PermissionDenied
 
 from workflows import selectors
 from workflows.dashboard.responses import not_found
 
 
-def staff_required(view: Callable) -> Callable:
-    """Logged in (else the dashboard's login page) and staff; others get a page saying so rather
-    than the admin's login, which they could not pass."""
+def permission_required(permission: str) -> Callable[[Callable], Callable]:
+    """Logged in (else the dashboard's login page) and holding `permission`; others get the 403
+    page naming it, rather than the admin's login, which would not help them."""
 
-    @login_required
-    @wraps(view)
-    def staff_only(request, *args, **kwargs):
-        if not request.user.is_staff:
-            return render(request, "dashboard/forbidden.html", status=403)
-        return view(request, *args, **kwargs)
+    def decorate(view: Callable) -> Callable:
+        @login_required
+        @wraps(view)
+        def guarded(request, *args, **kwargs):
+            if not request.user.has_perm(permission):
+                raise PermissionDenied(
+                    f"This page takes the {permission} permission, which your account "
+                    f"({request.user.get_username()}) does not have. Ask an administrator to add you "
+                    "to the operators group if you need it."
+                )
+            return view(request, *args, **kwargs)
 
-    return staff_only
+        return guarded
+
+    return decorate
 
 
 def with_visible_execution(view: Callable) -> Callable:

@@ -1,4 +1,4 @@
-"""The dead-letter queue for staff: filter, read the error, retry or discard."""
+"""The dead-letter queue for operators: filter, read the error, retry or discard."""
 
 from django.http import Http404, QueryDict
 from django.shortcuts import redirect, render
@@ -7,14 +7,15 @@ from django.views.decorators.http import require_POST
 
 from dlq import services as dlq_services
 from dlq.models import DeadLetter
-from workflows.dashboard.access import staff_required
+from workflows.dashboard.access import permission_required
 from workflows.dashboard.responses import carry_out, page_of
+from workflows.permissions import TRIAGE_DEAD_LETTERS, VIEW_DEAD_LETTERS
 
 PAGE_SIZE = 50
 ACTIONS = {"retry": dlq_services.dead_letter_retry, "discard": dlq_services.dead_letter_discard}
 
 
-@staff_required
+@permission_required(VIEW_DEAD_LETTERS)
 def dead_letter_list(request):
     """Open letters by default; ?status= (or ALL), ?handler=, ?category=."""
     status = request.GET.get("status", DeadLetter.Status.OPEN).upper()
@@ -43,7 +44,7 @@ def dead_letter_list(request):
 
 
 @require_POST
-@staff_required
+@permission_required(TRIAGE_DEAD_LETTERS)
 def dead_letter_resolve(request, dead_letter_id: int, action: str):
     service = ACTIONS.get(action)
     if service is None:

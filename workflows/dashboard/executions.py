@@ -135,7 +135,11 @@ def _node_detail(node_id: str | None, dag: Dag, runs: list[TaskRun]) -> dict | N
 @require_POST
 @with_visible_execution
 def execution_cancel(request, execution: Execution):
-    carry_out(request, lambda: services.execution_cancel(execution=execution), "Execution cancelled.")
+    carry_out(
+        request,
+        lambda: services.execution_cancel(execution=execution, user=request.user),
+        "Execution cancelled.",
+    )
     return redirect("dashboard-execution", execution.id)
 
 

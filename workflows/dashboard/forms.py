@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from workflows.models import Execution
-from workflows.services import ServiceError
+from workflows.services import Forbidden, ServiceError
 
 HEX_DIGITS = re.compile(r"[0-9a-f]{1,32}")
 
@@ -47,6 +47,8 @@ class ParamsForm(forms.Form):
             return None
         try:
             return start(self.cleaned_data["params"])
+        except Forbidden:
+            raise  # the 403 page, not a form error
         except ServiceError as exc:
             self.add_error("params", exc.message)
             return None

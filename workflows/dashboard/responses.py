@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.core.paginator import Page, Paginator
 from django.shortcuts import render
 
-from workflows.services import ServiceError
+from workflows.services import Forbidden, ServiceError
 
 
 def not_found(request, message: str):
@@ -24,6 +24,8 @@ def carry_out(request, action: Callable[[], object], success: str) -> bool:
     """Run a service call; tell the user it worked or why it was refused."""
     try:
         action()
+    except Forbidden:
+        raise  # the 403 page, not a message
     except ServiceError as exc:
         messages.error(request, exc.message)
         return False
