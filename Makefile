@@ -6,6 +6,9 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orchestrator
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+# Tests and the bench run against PostgreSQL with DEBUG off, where SECRET_KEY is required
+# (`make run` is embedded and keeps a random key of its own in var/).
+test bench: export SECRET_KEY ?= insecure-key-for-tests-and-bench-only-never-deploy-it
 # `make run PORT=8001` when 8000 is taken.
 PORT ?= 8000
 
@@ -34,6 +37,7 @@ test: install services
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	scripts/security-scan.sh
 
 format: install
 	$(BIN)/ruff format .

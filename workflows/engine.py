@@ -108,7 +108,7 @@ def _record_and_release(
     )
     runs, rows = _lock_then(
         completions,
-        f"WITH recorded AS ({_recorded(outcomes)}), "  # noqa: S608
+        f"WITH recorded AS ({_recorded(outcomes)}), "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
         f"released AS (UPDATE {TASKRUN} SET pending_dependencies = pending_dependencies - r.n "
         f"FROM (SELECT e_execution, e_node, count(*) AS n FROM {edges} JOIN recorded "
         "ON recorded.id = e.e_parent AND recorded.status = 'COMPLETED' GROUP BY e_execution, e_node) r "
@@ -149,7 +149,7 @@ def _recorded(outcomes: str) -> str:
     The execution's status is a scalar subquery, one primary-key lookup per row: as EXISTS, the
     planner turned it into a hash of every RUNNING execution, O(executions) per batch."""
     return (
-        f"UPDATE {TASKRUN} SET {OUTCOME_ASSIGNMENTS} FROM {outcomes} "  # noqa: S608
+        f"UPDATE {TASKRUN} SET {OUTCOME_ASSIGNMENTS} FROM {outcomes} "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
         f"WHERE {_outcome_fence()} AND (SELECT x.status FROM {EXECUTION} x "
         "WHERE x.id = v.v_execution) = 'RUNNING' "
         f"RETURNING {TASKRUN}.id, {TASKRUN}.execution_id, {TASKRUN}.attempt, {TASKRUN}.retry_base, "
@@ -188,7 +188,7 @@ def completions_commit_at_once(completions: list[CompletionMessage]) -> Dispatch
     ready_when = f"CASE WHEN {BECOMES_READY} THEN"
     runs, rows = _lock_then(
         unique,
-        f"WITH recorded AS ({_recorded(outcomes)}), "  # noqa: S608
+        f"WITH recorded AS ({_recorded(outcomes)}), "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
         f"released AS (UPDATE {TASKRUN} SET pending_dependencies = pending_dependencies - r.n, "
         f"status = {ready_when} 'QUEUED' ELSE status END, "
         f"attempt = {ready_when} attempt + 1 ELSE attempt END, "
@@ -277,7 +277,7 @@ def execution_start_at_once(
     with hot_cursor() as cursor:
         with transaction_in_one_round_trip():
             cursor.execute(
-                f"WITH started AS (UPDATE {EXECUTION} SET status = 'RUNNING', started_at = %s, params = %s, "  # noqa: S608
+                f"WITH started AS (UPDATE {EXECUTION} SET status = 'RUNNING', started_at = %s, params = %s, "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
                 "deadline = %s WHERE id = %s AND status = 'PENDING' RETURNING id), "
                 f"queued AS (UPDATE {TASKRUN} SET status = 'QUEUED', attempt = attempt + 1, "
                 f"config = r.r_config, queued_at = %s FROM {roots}, started "

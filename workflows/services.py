@@ -130,7 +130,7 @@ def _open_executions_allowed(owner_id: int | None) -> tuple[str, list]:
     # The statuses are literals, not parameters: a prepared statement's generic plan can then use
     # the partial index, instead of walking all of the owner's executions ever.
     return (
-        f"SELECT %s OR count(*) < %s FROM (SELECT 1 FROM {Execution._meta.db_table} "  # noqa: S608
+        f"SELECT %s OR count(*) < %s FROM (SELECT 1 FROM {Execution._meta.db_table} "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
         f"WHERE owner_id = %s AND status IN ('{Execution.Status.PENDING}', '{Execution.Status.RUNNING}') "
         "LIMIT %s) AS open_executions",
         [not cap, cap, owner_id, cap],
@@ -177,7 +177,7 @@ def _insert_new(execution: Execution, dag: Dag, *, workflow: Workflow | None = N
         ctes = ", ".join(f"new_{n} AS ({sql})" for n, (sql, _) in enumerate(inserts))
         with hot_cursor() as cursor:
             cursor.execute(
-                f"WITH allowed (ok) AS ({allowed}), {ctes} INSERT INTO {TaskRun._meta.db_table} "  # noqa: S608
+                f"WITH allowed (ok) AS ({allowed}), {ctes} INSERT INTO {TaskRun._meta.db_table} "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
                 f"({', '.join(name for name, _ in TASK_RUN_COLUMNS)}) SELECT * FROM {task_runs} "
                 "WHERE (SELECT ok FROM allowed)",
                 [*allowed_params, *(p for _, params in inserts for p in params), *task_run_params],
@@ -229,7 +229,7 @@ def execution_to_trigger(*, viewer, raw_id: str) -> Execution:
     execution_id = parse_execution_id(raw_id)
     with hot_cursor() as cursor:
         cursor.execute(
-            f"SELECT e.workflow_id, e.owner_id, w.timeout_seconds FROM {Execution._meta.db_table} e "  # noqa: S608
+            f"SELECT e.workflow_id, e.owner_id, w.timeout_seconds FROM {Execution._meta.db_table} e "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
             f"JOIN {Workflow._meta.db_table} w ON w.id = e.workflow_id WHERE e.id = %s",
             [db_uuid(execution_id)],
         )
@@ -318,7 +318,7 @@ def _update_row(instance: models.Model, **values) -> None:
     params = [f.get_db_prep_save(value, connection) for f, value in zip(fields, values.values(), strict=True)]
     with hot_cursor() as cursor:
         cursor.execute(
-            f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s",  # noqa: S608
+            f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s",  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
             [*params, meta.pk.get_db_prep_value(instance.pk, connection)],
         )
 

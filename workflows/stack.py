@@ -142,7 +142,7 @@ def ensure_free(bind: str) -> None:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
         try:
-            probe.bind((host.strip("[]") or "0.0.0.0", int(port)))  # noqa: S104
+            probe.bind((host.strip("[]") or "0.0.0.0", int(port)))  # noqa: S104  # nosec B104  # probes that the address the user asked for is free
         except OSError as exc:
             raise PortInUse(
                 f"cannot listen on {bind}: {exc.strerror}. Another `make run` or server is using it; "
