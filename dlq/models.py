@@ -4,8 +4,6 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from workflows.models import Execution, TaskRun
-
 
 class DeadLetterQuerySet(models.QuerySet):
     def resolve(self, *, status: str, user, note: str) -> int:
@@ -24,8 +22,11 @@ class DeadLetter(models.Model):
         RETRIED = "RETRIED"
         DISCARDED = "DISCARDED"
 
-    task_run = models.ForeignKey(TaskRun, on_delete=models.CASCADE, related_name="dead_letters")
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="dead_letters")
+    # Named, not imported: the engine depends on this app, never the other way (docs/architecture.md).
+    task_run = models.ForeignKey("workflows.TaskRun", on_delete=models.CASCADE, related_name="dead_letters")
+    execution = models.ForeignKey(
+        "workflows.Execution", on_delete=models.CASCADE, related_name="dead_letters"
+    )
     node_id = models.CharField(max_length=128)
     handler = models.CharField(max_length=100)
     config = models.JSONField(null=True, blank=True)
@@ -61,3 +62,23 @@ class DeadLetter(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.OPEN
+
+
+def dead_letter_record(
+    *, task_run_id: int, execution_id, node_id: str, handler: str, config, attempt: int, error: dict
+) -> DeadLetter:
+    """The one writer of a new letter (the engine calls it in the transaction that fails the
+    node): the error's fields, each cut to what its column holds."""
+    return DeadLetter.objects.create(
+        task_run_id=task_run_id,
+        execution_id=execution_id,
+        node_id=node_id,
+        handler=handler,
+        config=config,
+        attempt=attempt,
+        category=str(error.get("category", "unknown"))[:32],
+        code=str(error.get("code", "error"))[:100],
+        message=str(error.get("message", "")),
+        traceback=str(error.get("traceback", "")),
+        traceback_hash=str(error.get("traceback_hash", ""))[:64],
+    )

@@ -1,4 +1,5 @@
-"""Admin: executions with their task runs inline, workflows; read-only (state changes are services)."""
+"""Admin: executions with their task runs inline, workflows, and the dead-letter triage console;
+read-only (state changes are services)."""
 
 from collections.abc import Callable
 
@@ -6,7 +7,8 @@ from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.forms.models import BaseInlineFormSet
 
-from workflows import permissions, rerun, selectors, services
+from dlq.models import DeadLetter
+from workflows import permissions, rerun, selectors, services, triage
 from workflows.models import Execution, TaskRun, Workflow
 
 
@@ -119,3 +121,49 @@ class ExecutionAdmin(ReadOnlyAdmin):
 class WorkflowAdmin(ReadOnlyAdmin):
     list_display = ["name", "id", "node_count", "timeout_seconds", "owner", "created_at"]
     search_fields = ["name", "id", "content_hash"]
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "created_at",
+        "status",
+        "handler",
+        "node_id",
+        "category",
+        "code",
+        "attempt",
+        "execution",
+    ]
+    list_filter = ["status", "category", "handler", "code"]
+    search_fields = ["node_id", "message", "traceback_hash", "execution__id"]
+    readonly_fields = [f.name for f in DeadLetter._meta.fields]
+    actions = ["retry_selected", "discard_selected"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Retry selected dead letters (fresh attempts)", permissions=["change"])
+    def retry_selected(self, request, queryset):
+        self._apply(request, queryset, triage.dead_letter_retry, "retried")
+
+    @admin.action(description="Discard selected dead letters", permissions=["change"])
+    def discard_selected(self, request, queryset):
+        self._apply(request, queryset, triage.dead_letter_discard, "discarded")
+
+    def _apply(self, request, queryset, service, verb: str) -> None:
+        apply_to_selected(
+            self,
+            request,
+            queryset,
+            lambda letter: service(
+                dead_letter_id=letter.pk, user=request.user, note=f"{verb} from the admin"
+            ),
+            noun="dead letter",
+            verb=verb,
+        )

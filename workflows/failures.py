@@ -7,7 +7,7 @@ import time
 from django.conf import settings
 from django.utils import timezone
 
-from dlq.models import DeadLetter
+from dlq.models import DeadLetter, dead_letter_record
 from resilience.retry import RetryPolicy
 from workflows.bulk_sql import (
     update_from_values,
@@ -78,18 +78,14 @@ def handle_failures(
 
 def dead_letter(run: Run, node_id: str, pk: int, attempt: int, config: dict | None, error: dict) -> None:
     """The DeadLetter row, in the transaction that fails the node; its event goes out after."""
-    letter = DeadLetter.objects.create(
+    letter = dead_letter_record(
         task_run_id=pk,
         execution_id=run.id,
         node_id=node_id,
         handler=run.dag.nodes[node_id].handler,
         config=config,
         attempt=attempt,
-        category=str(error.get("category", "unknown"))[:32],
-        code=str(error.get("code", "error"))[:100],
-        message=str(error.get("message", "")),
-        traceback=str(error.get("traceback", "")),
-        traceback_hash=str(error.get("traceback_hash", ""))[:64],
+        error=error,
     )
     run.dead_letters.append(dead_letter_event(letter))
 

@@ -11,10 +11,10 @@ import time
 import pytest
 
 from dlq.models import DeadLetter
-from dlq.services import dead_letter_discard, dead_letter_retry
 from workflows.messages import decode_task
 from workflows.models import Execution, TaskAttempt, TaskRun
 from workflows.services import Conflict, NotFound
+from workflows.triage import dead_letter_discard, dead_letter_retry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,12 +12,12 @@ import pytest
 from django.db import connection
 
 from dlq.models import DeadLetter
-from dlq.services import dead_letter_retry
 from workflows import services
 from workflows.messages import decode_task
 from workflows.models import Execution, TaskAttempt, TaskRun
 from workflows.rerun import execution_rerun, execution_retrigger
 from workflows.services import Conflict, ServiceError
+from workflows.triage import dead_letter_retry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

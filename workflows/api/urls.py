@@ -1,8 +1,8 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from dlq.api import DeadLetterViewSet
 from workflows.api import views
+from workflows.api.dead_letters import DeadLetterViewSet
 
 router = SimpleRouter()
 router.trailing_slash = "/?"  # like the seed's /workflow endpoints: no trailing slash needed

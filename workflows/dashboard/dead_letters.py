@@ -5,14 +5,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from dlq import services as dlq_services
 from dlq.models import DeadLetter
+from workflows import triage
 from workflows.dashboard.access import permission_required
 from workflows.dashboard.responses import carry_out, page_of
 from workflows.permissions import TRIAGE_DEAD_LETTERS, VIEW_DEAD_LETTERS
 
 PAGE_SIZE = 50
-ACTIONS = {"retry": dlq_services.dead_letter_retry, "discard": dlq_services.dead_letter_discard}
+ACTIONS = {"retry": triage.dead_letter_retry, "discard": triage.dead_letter_discard}
 
 
 @permission_required(VIEW_DEAD_LETTERS)

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from resilience.reaper import Reaper, ReaperConfig
+from workflows.reaper import Reaper, ReaperConfig
 from workflows.runner import consumer_name, run_until_stopped, start_runner
 
 

@@ -7,10 +7,10 @@ from rest_framework import permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from dlq import services
 from dlq.models import DeadLetter
+from workflows import triage
 from workflows.permissions import TRIAGE_DEAD_LETTERS, VIEW_DEAD_LETTERS
-from workflows.services import ServiceError, parse_filter_id
+from workflows.services import NotFound, ServiceError, parse_filter_id
 
 # Dead letter ids are bigints: ASCII digits only (str.isdigit() also takes "²", which int() refuses).
 LETTER_ID = re.compile(r"[0-9]{1,18}")
@@ -88,7 +88,7 @@ class DeadLetterViewSet(viewsets.ReadOnlyModelViewSet):
         letter_id = self._id(self.kwargs["pk"])
         letter = self.get_queryset().filter(pk=letter_id).first()
         if letter is None:
-            raise services.NotFound(f"no dead letter with id {letter_id}")
+            raise NotFound(f"no dead letter with id {letter_id}")
         return letter
 
     @extend_schema(request=ResolutionInput, responses={200: DeadLetterOutput})
@@ -96,13 +96,13 @@ class DeadLetterViewSet(viewsets.ReadOnlyModelViewSet):
     def retry(self, request, pk=None):
         """Re-queue the task with fresh attempts; the execution runs again."""
         note = self._note(request)
-        letter = services.dead_letter_retry(dead_letter_id=self._id(pk), user=request.user, note=note)
+        letter = triage.dead_letter_retry(dead_letter_id=self._id(pk), user=request.user, note=note)
         return Response(DeadLetterOutput(letter).data)
 
     @extend_schema(request=ResolutionInput, responses={200: DeadLetterOutput})
     def destroy(self, request, pk=None):
         """Discard: close the entry (kept for the record, status DISCARDED)."""
-        letter = services.dead_letter_discard(
+        letter = triage.dead_letter_discard(
             dead_letter_id=self._id(pk), user=request.user, note=self._note(request)
         )
         return Response(DeadLetterOutput(letter).data, status=status.HTTP_200_OK)
@@ -110,7 +110,7 @@ class DeadLetterViewSet(viewsets.ReadOnlyModelViewSet):
     @staticmethod
     def _id(pk) -> int:
         if not LETTER_ID.fullmatch(str(pk)):
-            raise services.NotFound(f"no dead letter with id {str(pk)[:40]!r}")
+            raise NotFound(f"no dead letter with id {str(pk)[:40]!r}")
         return int(pk)
 
     @staticmethod

@@ -16,9 +16,9 @@ from django.utils import timezone
 from structlog.testing import capture_logs
 
 from dlq.models import DeadLetter
-from resilience.reaper import Reaper, ReaperConfig
 from workflows.messages import decode_completion, decode_task
 from workflows.models import Execution, TaskRun
+from workflows.reaper import Reaper, ReaperConfig
 from workflows.streams import ORCHESTRATORS_GROUP, WORKERS_GROUP
 
 pytestmark = pytest.mark.django_db(transaction=True)
