@@ -18,7 +18,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from tests.workflows.test_api import apply, exhausted_failure, published_tasks, reference_payload, run_handler
+from tests.workflows.api_driver import (
+    apply,
+    exhausted_failure,
+    published_tasks,
+    reference_payload,
+    run_handler,
+)
 
 pytestmark = pytest.mark.django_db
 

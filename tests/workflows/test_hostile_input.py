@@ -11,7 +11,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from dlq.models import DeadLetter
-from tests.workflows.test_api import (
+from tests.workflows.api_driver import (
     apply,
     assert_error,
     exhausted_failure,
