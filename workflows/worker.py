@@ -29,6 +29,8 @@ from workflows.streams import WORKERS_GROUP, Entry, Streams
 
 log = structlog.get_logger(__name__)
 WATCHDOG_TICK_SECONDS = 0.2
+# How often an idle reporter looks up to see whether the worker was closed.
+REPORTER_WAKE_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,13 @@ class Worker:
         self.running: dict[bytes, Running] = {}
         self.lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.shutting_down = threading.Event()
-        threading.Thread(target=self._report_forever, name="reporter", daemon=True).start()
-        threading.Thread(target=self._watch_forever, name="watchdog", daemon=True).start()
+        self.closed = threading.Event()
+        self.threads = [
+            threading.Thread(target=self._report_until_closed, name="reporter", daemon=True),
+            threading.Thread(target=self._watch_until_closed, name="watchdog", daemon=True),
+        ]
+        for thread in self.threads:
+            thread.start()
 
     def step(self) -> int:
         """Read at most as many tasks as there are free slots and start them; returns how many."""
@@ -143,7 +149,6 @@ class Worker:
                 if not self.running:
                     return True
             time.sleep(0.05)
-        self.shutting_down.set()
         with self.lock:
             left = list(self.running.values())
         for running in left:
@@ -155,6 +160,15 @@ class Worker:
                     break
             time.sleep(0.05)
         return False
+
+    def close(self) -> None:
+        """Stop the reporter and watchdog threads (after `drain`: nothing is left to report)."""
+        self.closed.set()
+        for thread in self.threads:
+            thread.join(timeout=2.0)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.loop.stop)
 
     def _take_slots(self) -> int:
         if not self.slots.acquire(timeout=1.0):
@@ -209,9 +223,12 @@ class Worker:
             threading.Thread(target=self.loop.run_forever, name="async-handlers", daemon=True).start()
         return self.loop
 
-    def _report_forever(self) -> None:
-        while True:
-            batch = [self.finished.get()]
+    def _report_until_closed(self) -> None:
+        while not self.closed.is_set():
+            try:
+                batch = [self.finished.get(timeout=REPORTER_WAKE_SECONDS)]
+            except queue.Empty:
+                continue
             while True:
                 try:
                     batch.append(self.finished.get_nowait())
@@ -301,11 +318,10 @@ class Worker:
             **outcome,
         )
 
-    def _watch_forever(self) -> None:
+    def _watch_until_closed(self) -> None:
         last_beat = 0.0
         interval = max(0.2, self.config.visibility_timeout_seconds / 3)
-        while True:
-            time.sleep(WATCHDOG_TICK_SECONDS)
+        while not self.closed.wait(WATCHDOG_TICK_SECONDS):
             now = time.time()
             with self.lock:
                 live = [r for r in self.running.values() if not r.reported]

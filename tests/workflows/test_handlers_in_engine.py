@@ -51,7 +51,9 @@ def in_process_worker(streams, **config) -> Worker:
 
 @pytest.fixture
 def real_worker(streams):
-    return in_process_worker(streams)
+    worker = in_process_worker(streams)
+    yield worker
+    worker.close()
 
 
 def make_due(streams) -> None:

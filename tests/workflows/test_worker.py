@@ -38,7 +38,9 @@ def completions(streams, expected: int, timeout: float = 5.0) -> list:
 
 @pytest.fixture
 def worker(streams):
-    return Worker(streams, consumer="worker-test", config=WorkerConfig(concurrency=1, block_ms=100))
+    worker = Worker(streams, consumer="worker-test", config=WorkerConfig(concurrency=1, block_ms=100))
+    yield worker
+    worker.close()
 
 
 def test_an_unreadable_entry_is_parked_and_does_not_cost_a_slot(streams, worker):
@@ -137,3 +139,12 @@ def test_an_output_over_the_configured_cap_is_a_permanent_failure(streams):
     assert done[2].error["code"] == "output_too_large"
     assert done[2].error["permanent"] is True
     assert "100" in done[2].error["message"]
+
+
+def test_close_stops_the_reporter_and_watchdog_threads(streams):
+    worker = Worker(streams, consumer="worker-test", config=WorkerConfig(concurrency=1, block_ms=100))
+    assert all(thread.is_alive() for thread in worker.threads)
+
+    worker.close()
+
+    assert not any(thread.is_alive() for thread in worker.threads)

@@ -7,13 +7,13 @@ submit, and again here once its templates are resolved. docs/handlers.md documen
 """
 
 import hashlib
-import operator
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 
 from workflows import outbound
+from workflows.conditions import COMPARISONS
 from workflows.handlers import HandlerError, TaskContext, handler
 from workflows.handlers.schema import (
     ConfigError,
@@ -25,17 +25,8 @@ from workflows.handlers.schema import (
     string_values,
 )
 
-DECISION_OPERATORS = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "in": lambda a, b: a in b,
-    "not in": lambda a, b: a not in b,
-    "contains": lambda a, b: b in a,
-}
+# The operators of conditions, so a decision and a condition compare alike, plus `contains`.
+DECISION_OPERATORS = {**COMPARISONS, "contains": lambda a, b: b in a}
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 ROLES = ("system", "user", "assistant", "tool", "developer")
 

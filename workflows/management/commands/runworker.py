@@ -31,3 +31,4 @@ class Command(BaseCommand):
         run_until_stopped(worker.step, stop, once=once)
         if not worker.drain(drain_timeout):
             self.stderr.write("drain timed out; unfinished tasks were handed back for another worker")
+        worker.close()
