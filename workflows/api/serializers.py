@@ -10,9 +10,17 @@ class TriggerInput(serializers.Serializer):
 
 
 class SubmitOutput(serializers.Serializer):
+    """A new PENDING execution, as submit and "new execution" answer it."""
+
     workflow_id = serializers.UUIDField()
     execution_id = serializers.UUIDField()
     message = serializers.CharField()
+
+    @classmethod
+    def of(cls, execution, message: str) -> dict:
+        return cls(
+            {"workflow_id": execution.workflow_id, "execution_id": execution.id, "message": message}
+        ).data
 
 
 class WorkflowOutput(serializers.ModelSerializer):

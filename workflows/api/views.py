@@ -40,11 +40,7 @@ class WorkflowSubmitView(APIView):
     @idempotent
     def post(self, request: Request) -> Response:
         execution = services.workflow_submit(payload=request.data, owner=request.user)
-        body = {
-            "workflow_id": str(execution.workflow_id),
-            "execution_id": str(execution.id),
-            "message": "Workflow submitted; trigger the execution to run it.",
-        }
+        body = SubmitOutput.of(execution, "Workflow submitted; trigger the execution to run it.")
         return Response(body, status=status.HTTP_201_CREATED)
 
 
@@ -198,11 +194,7 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
     def executions(self, request: Request, pk: str) -> Response:
         """Create a new PENDING execution of this workflow."""
         execution = services.execution_create(workflow=self.get_object(), owner=request.user)
-        body = {
-            "workflow_id": str(execution.workflow_id),
-            "execution_id": str(execution.id),
-            "message": "Execution created; trigger it to run.",
-        }
+        body = SubmitOutput.of(execution, "Execution created; trigger it to run.")
         return Response(body, status=status.HTTP_201_CREATED)
 
 
