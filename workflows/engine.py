@@ -19,6 +19,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from resilience.clock import SYSTEM, Clock
 from workflows import metrics
 from workflows.bulk_sql import (
     from_db_json,
@@ -50,8 +51,9 @@ from workflows.templating import PARAMS, TemplateError, resolve
 OPEN_TASK_STATES = (TaskRun.Status.PENDING, TaskRun.Status.QUEUED, TaskRun.Status.RUNNING)
 
 
-def completions_apply(completions: list[CompletionMessage]) -> Dispatch:
-    """Record a batch of outcomes; return what to publish once the transaction commits."""
+def completions_apply(completions: list[CompletionMessage], *, clock: Clock = SYSTEM) -> Dispatch:
+    """Record a batch of outcomes; return what to publish once the transaction commits. Retries
+    fall due by `clock`."""
     unique = list({(c.task_id, c.attempt): c for c in completions}.values())
     index_paths_only()
     released = None
@@ -76,7 +78,7 @@ def completions_apply(completions: list[CompletionMessage]) -> Dispatch:
             failed.append((run, completion, accepted[key]))
     _count_outcomes(runs, [c for c in live if (c.task_id, c.attempt) in accepted])
     dispatch = Dispatch()
-    handle_failures(failed, dispatch)
+    handle_failures(failed, dispatch, now=clock.time())
     dispatch.tasks.extend(advance(_release_children(succeeded) if released is None else released))
     dispatch.tasks.extend(_children_left_queued(duplicates, runs))
     dispatch.finished = finish_runs(runs.values())

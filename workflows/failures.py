@@ -2,7 +2,6 @@
 the node for good with a dead letter written in the same transaction."""
 
 import json
-import time
 
 from django.conf import settings
 from django.utils import timezone
@@ -19,7 +18,7 @@ from workflows.templating import TemplateError
 
 
 def handle_failures(
-    failed: list[tuple[Run, CompletionMessage, tuple[int, dict]]], dispatch: Dispatch
+    failed: list[tuple[Run, CompletionMessage, tuple[int, dict]]], dispatch: Dispatch, *, now: float
 ) -> None:
     """Record each failed attempt; schedule a retry with backoff, or fail the node for good
     (dead letter, execution FAILED) when the error is permanent or the attempts are spent."""
@@ -40,7 +39,6 @@ def handle_failures(
         ignore_conflicts=True,
     )
     defaults = default_retry_policy()
-    now = time.time()
     retries, letters = [], []
     for run, completion, (retry_base, config) in failed:
         node = run.dag.nodes[completion.node_id]

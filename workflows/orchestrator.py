@@ -6,6 +6,7 @@ import time
 import structlog
 from django.db import InterfaceError, OperationalError, connection, transaction
 
+from resilience.clock import SYSTEM, Clock
 from resilience.errors import simple_error, storable
 from workflows import engine, metrics, runs
 from workflows.bulk_sql import pipelined
@@ -18,8 +19,11 @@ log = structlog.get_logger(__name__)
 class Orchestrator:
     """One orchestrator process's engine; `step()` handles one batch of completions."""
 
-    def __init__(self, streams: Streams, *, consumer: str, batch_size: int, block_ms: int):
+    def __init__(
+        self, streams: Streams, *, consumer: str, batch_size: int, block_ms: int, clock: Clock = SYSTEM
+    ):
         self.streams = streams
+        self.clock = clock
         self.consumer = consumer
         self.batch_size = batch_size
         self.block_ms = block_ms
@@ -46,14 +50,14 @@ class Orchestrator:
         completions = [e.message for e in entries]
         try:
             try:
-                dispatch = _apply(completions)
+                dispatch = _apply(completions, self.clock)
             except (OperationalError, InterfaceError):
                 raise
             except Exception as exc:  # a value or invariant the database refuses: isolate it
                 log.error(
                     "completion_batch_rejected", error=f"{exc.__class__.__name__}: {exc}", size=len(entries)
                 )
-                dispatch = _apply_one_by_one(completions)
+                dispatch = _apply_one_by_one(completions, self.clock)
         except (OperationalError, InterfaceError) as exc:
             # Database unreachable. Not acked: the batch stays pending and is retried after
             # reconnecting.
@@ -75,22 +79,22 @@ class Orchestrator:
         return len(entries)
 
 
-def _apply(completions: list[CompletionMessage]) -> runs.Dispatch:
+def _apply(completions: list[CompletionMessage], clock: Clock) -> runs.Dispatch:
     dispatch = engine.completions_commit_at_once(completions)
     if dispatch is not None:
         return dispatch
     # Atomic outside the pipeline: toggling autocommit inside one would cost two syncs.
     with transaction.atomic(), pipelined():
-        return engine.completions_apply(completions)
+        return engine.completions_apply(completions, clock=clock)
 
 
-def _apply_one_by_one(completions: list[CompletionMessage]) -> runs.Dispatch:
+def _apply_one_by_one(completions: list[CompletionMessage], clock: Clock) -> runs.Dispatch:
     """One bad completion must not block its batch forever: apply each alone, and record one the
     database refuses as a permanent failure of its task (so it reaches the dead-letter queue)."""
     merged = runs.Dispatch()
     for completion in completions:
         try:
-            dispatch = _apply([completion])
+            dispatch = _apply([completion], clock)
         except (OperationalError, InterfaceError):
             raise
         except Exception as exc:
@@ -105,7 +109,8 @@ def _apply_one_by_one(completions: list[CompletionMessage]) -> runs.Dispatch:
             )
             try:
                 dispatch = _apply(
-                    [dataclasses.replace(completion, ok=False, output=None, error=failure, exhausted=True)]
+                    [dataclasses.replace(completion, ok=False, output=None, error=failure, exhausted=True)],
+                    clock,
                 )
             except (OperationalError, InterfaceError):
                 raise

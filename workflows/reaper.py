@@ -5,13 +5,12 @@ may run at once: every pass is atomic in Redis (Lua, XAUTOCLAIM) or guarded by r
 """
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
-from django.utils import timezone
 
+from resilience.clock import SYSTEM, Clock
 from resilience.errors import simple_error
 from workflows import runs, services
 from workflows.messages import CompletionMessage, MessageError, decode_task
@@ -32,10 +31,11 @@ class ReaperConfig:
 class Reaper:
     """One reaper process; `sweep()` runs every pass once."""
 
-    def __init__(self, streams: Streams, *, consumer: str, config: ReaperConfig):
+    def __init__(self, streams: Streams, *, consumer: str, config: ReaperConfig, clock: Clock = SYSTEM):
         self.streams = streams
         self.consumer = consumer
         self.config = config
+        self.clock = clock
         self.redispatch_all_at: float | None = None
 
     def sweep(self) -> dict[str, int]:
@@ -51,8 +51,8 @@ class Reaper:
             self.streams.ensure_groups()
             # Running workers re-create their claims on their next heartbeat; wait for that so
             # work in flight is not dispatched a second time.
-            self.redispatch_all_at = time.monotonic() + self.config.visibility_timeout_seconds
-        everything = self.redispatch_all_at is not None and time.monotonic() >= self.redispatch_all_at
+            self.redispatch_all_at = self.clock.monotonic() + self.config.visibility_timeout_seconds
+        everything = self.redispatch_all_at is not None and self.clock.monotonic() >= self.redispatch_all_at
         if everything:
             self.redispatch_all_at = None
         return {
@@ -110,7 +110,7 @@ class Reaper:
             status=TaskRun.Status.QUEUED, execution__status=Execution.Status.RUNNING
         )
         if not everything:
-            cutoff = timezone.now() - timedelta(seconds=self.config.republish_after_seconds)
+            cutoff = self.clock.now() - timedelta(seconds=self.config.republish_after_seconds)
             queued = queued.filter(queued_at__lt=cutoff)
         rows = list(queued.order_by("queued_at").values_list("id", "execution_id")[:REPUBLISH_BATCH])
         if not rows:
@@ -129,7 +129,7 @@ class Reaper:
     def time_out_executions(self) -> int:
         """RUNNING executions past their deadline end TIMED_OUT; what is left is cancelled."""
         due = Execution.objects.filter(
-            status=Execution.Status.RUNNING, deadline__lt=timezone.now()
+            status=Execution.Status.RUNNING, deadline__lt=self.clock.now()
         ).values_list("id", flat=True)[:REPUBLISH_BATCH]
         return sum(services.execution_time_out(execution_id=execution_id) for execution_id in due)
 

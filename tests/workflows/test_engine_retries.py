@@ -11,8 +11,10 @@ import time
 import pytest
 
 from dlq.models import DeadLetter
+from tests.clock import ManualClock
 from workflows.messages import decode_task
 from workflows.models import Execution, TaskAttempt, TaskRun
+from workflows.orchestrator import Orchestrator
 from workflows.services import Conflict, NotFound
 from workflows.triage import dead_letter_discard, dead_letter_retry
 
@@ -422,3 +424,18 @@ def test_discarding_the_other_dead_letter_of_a_resumed_execution_stops_it_again(
     execution.refresh_from_db()
     assert execution.status == Execution.Status.FAILED
     assert verdict(streams, requeued["left"]) == "cancelled"
+
+
+def test_a_retry_falls_due_by_the_orchestrators_clock(streams, start_workflow, worker):
+    clock = ManualClock()
+    clock.advance(3600)  # an hour ahead of the system's clock: the due time must follow this one
+    orchestrator = Orchestrator(streams, consumer="orchestrator-1", batch_size=100, block_ms=10, clock=clock)
+    start_workflow(FORK)
+    worker.fail(worker.take()["left"])
+
+    assert orchestrator.step() == 0  # first, what it took and never acked before: nothing
+    assert orchestrator.step() == 1
+
+    [(due, message)] = delayed(streams).values()
+    assert message.attempt == 2
+    assert due == pytest.approx(clock.time() + 10, abs=0.01)

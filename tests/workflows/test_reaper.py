@@ -16,6 +16,8 @@ from django.utils import timezone
 from structlog.testing import capture_logs
 
 from dlq.models import DeadLetter
+from resilience.clock import SYSTEM, Clock
+from tests.clock import ManualClock
 from workflows.messages import decode_completion, decode_task
 from workflows.models import Execution, TaskRun
 from workflows.reaper import Reaper, ReaperConfig
@@ -34,8 +36,8 @@ LINEAR = {
 }
 
 
-def reaper(streams, consumer: str = "reaper-1", **config) -> Reaper:
-    return Reaper(streams, consumer=consumer, config=ReaperConfig(**config))
+def reaper(streams, consumer: str = "reaper-1", clock: Clock = SYSTEM, **config) -> Reaper:
+    return Reaper(streams, consumer=consumer, config=ReaperConfig(**config), clock=clock)
 
 
 def stream_tasks(streams) -> list:
@@ -236,8 +238,14 @@ def test_republish_lost_publishes_a_queued_task_whose_message_was_lost(streams, 
 def test_republish_lost_waits_for_republish_after_seconds(streams, start_workflow):
     start_workflow(LINEAR)
     streams.client.xtrim(streams.tasks, maxlen=0)
+    clock = ManualClock()
+    sweeper = reaper(streams, clock=clock, republish_after_seconds=60)
 
-    assert reaper(streams, republish_after_seconds=60).republish_lost() == 0
+    assert sweeper.republish_lost() == 0
+    clock.advance(59)
+    assert sweeper.republish_lost() == 0
+    clock.advance(2)
+    assert sweeper.republish_lost() == 1
 
 
 @pytest.mark.parametrize("held_by", ["claim", "done", "delayed"])
@@ -277,11 +285,14 @@ def test_sweep_after_redis_lost_its_data_republishes_every_queued_task(streams, 
     streams.survived()
     execution = start_workflow(LINEAR)
     streams.client.delete(*streams.client.scan_iter(f"{streams.prefix}:*"))
-    sweeper = reaper(streams, visibility_timeout_seconds=0.3)
+    clock = ManualClock()
+    sweeper = reaper(streams, clock=clock, visibility_timeout_seconds=30)
 
     assert sweeper.sweep()["republished"] == 0  # live workers get one visibility timeout to re-claim
     assert streams.client.xinfo_groups(streams.completions)  # groups recreated
-    time.sleep(0.3)
+    clock.advance(29.9)
+    assert sweeper.sweep()["republished"] == 0
+    clock.advance(0.1)
     assert sweeper.sweep()["republished"] == 1
 
     [task] = stream_tasks(streams)
@@ -324,11 +335,14 @@ def test_after_redis_lost_its_data_a_running_task_reclaimed_by_its_worker_is_not
 
 def test_time_out_executions_ends_an_execution_past_its_deadline(streams, start_workflow):
     execution = start_workflow({**LINEAR, "timeout_seconds": 60})
-    on_time = start_workflow({**LINEAR, "timeout_seconds": 60})
+    on_time = start_workflow({**LINEAR, "timeout_seconds": 90})
     assert execution.deadline is not None
-    Execution.objects.filter(pk=execution.pk).update(deadline=timezone.now() - timedelta(seconds=1))
+    clock = ManualClock()
+    sweeper = reaper(streams, clock=clock)
 
-    assert reaper(streams).time_out_executions() == 1
+    assert sweeper.time_out_executions() == 0
+    clock.advance(61)
+    assert sweeper.time_out_executions() == 1
 
     execution.refresh_from_db()
     assert execution.status == Execution.Status.TIMED_OUT
