@@ -201,12 +201,13 @@ def test_staff_retry_a_dead_letter_from_the_dlq_page(page, api, alice, operator,
     expect(page.locator("#execution-status")).to_have_text("COMPLETED")
 
 
-def test_a_non_staff_user_is_told_the_dlq_is_for_staff(page, alice):
+def test_a_user_without_the_permission_is_told_what_the_dlq_takes(page, alice):
     log_in(page, "alice", "alice-password-1")
 
     page.goto("/dashboard/dlq")
 
-    expect(page.locator("h1")).to_have_text("Staff only")
+    expect(page.locator("h1")).to_have_text("Not allowed")
+    expect(page.locator(".card")).to_contain_text("takes the dlq.view_deadletter permission")
     expect(page.locator(".topbar nav")).not_to_contain_text("Dead letters")
 
 
