@@ -185,13 +185,17 @@ def _insert_new(execution: Execution, dag: Dag, *, workflow: Workflow | None = N
             if cursor.rowcount == 0:  # a DAG has nodes: no task run written means `allowed` said no
                 raise _too_many_open_executions()
     else:
+        # Refused after the atomic block, as on PostgreSQL: raised inside it, the error would
+        # mark a caller's enclosing transaction (savepoint=False) as broken.
         with transaction.atomic(savepoint=False), connection.cursor() as cursor:
             cursor.execute(allowed, allowed_params)
-            if not cursor.fetchone()[0]:
-                raise _too_many_open_executions()
-            for sql, params in (_insert_sql(instance) for instance in instances):
-                cursor.execute(sql, params)
-            insert_rows(TaskRun._meta.db_table, columns=TASK_RUN_COLUMNS, rows=rows)
+            is_allowed = cursor.fetchone()[0]
+            if is_allowed:
+                for sql, params in (_insert_sql(instance) for instance in instances):
+                    cursor.execute(sql, params)
+                insert_rows(TaskRun._meta.db_table, columns=TASK_RUN_COLUMNS, rows=rows)
+        if not is_allowed:
+            raise _too_many_open_executions()
     for instance in instances:
         instance._state.adding, instance._state.db = False, connection.alias
 
