@@ -69,6 +69,10 @@ class TaskRunInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_view_permission(self, request, obj=None) -> bool:
+        """Who may see executions sees their tasks: no separate task permission to grant."""
+        return request.user.has_perm(permissions.VIEW_ALL_EXECUTIONS)
+
 
 @admin.register(Execution)
 class ExecutionAdmin(ReadOnlyAdmin):
@@ -144,6 +148,11 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        """The change permission runs the bulk actions (asked without an object); a letter's own
+        page stays read-only, with no Save button."""
+        return obj is None and super().has_change_permission(request)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

@@ -72,10 +72,6 @@ def test_the_execution_page_shows_its_task_runs_with_the_claimed_one_running(adm
     assert shown["process"]["worker"] == "-"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the operators group lacks workflows.view_taskrun, so the admin hides the task runs inline",
-)
 def test_operators_see_the_task_runs_on_the_execution_page(operator, claimed):
     shown = task_runs_shown(page(signed_in(operator), f"{EXECUTIONS}{claimed.pk}/change/"))
 
