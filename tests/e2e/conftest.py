@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.databases import runner_database_url
+from tests.databases import runner_database_environment
 
 # Registers the test-only handlers in this process too, so the API accepts workflows using them.
 from tests.e2e import handlers  # noqa: F401
@@ -66,7 +66,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 def runner_environment(stream_prefix: str) -> dict[str, str]:
     return {
         **os.environ,
-        "DATABASE_URL": runner_database_url(),
+        **runner_database_environment(),
         "REDIS_URL": settings.REDIS_URL,
         "STREAM_PREFIX": stream_prefix,
         "RUNNER_BLOCK_MS": str(RUNNER_BLOCK_MS),
