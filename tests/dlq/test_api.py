@@ -19,7 +19,11 @@ from tests.workflows.api_driver import (
 )
 from workflows.messages import TaskMessage
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_streams", "fast_password_hashing")]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("own_streams", "fast_password_hashing"),
+    pytest.mark.embedded,
+]
 
 
 @pytest.fixture

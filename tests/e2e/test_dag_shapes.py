@@ -2,7 +2,7 @@
 
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.embedded]
 
 FAN_OUT_WIDTH = 500
 CHAIN_DEPTH = 100

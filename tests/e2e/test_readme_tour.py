@@ -31,7 +31,7 @@ from tests.faults.servers import free_port
 from tests.polling import poll_until
 from workflows.models import Execution, TaskRun
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.embedded]
 
 TOUR_HEADING = "## A 5-minute tour"
 SHELL_BLOCK = re.compile(r"^```sh\n(.*?)^```$", re.MULTILINE | re.DOTALL)

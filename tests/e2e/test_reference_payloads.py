@@ -10,7 +10,7 @@ import pytest
 
 from tests import reference_payloads
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.embedded]
 
 PAYLOADS_DIR = reference_payloads.DIRECTORY
 PAYLOAD_NAMES = [

@@ -15,7 +15,11 @@ from tests.workflows.api_driver import (
     workflow,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_streams", "fast_password_hashing")]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("own_streams", "fast_password_hashing"),
+    pytest.mark.embedded,
+]
 
 
 def test_delete_cancels_open_tasks_and_flags_the_execution_for_workers(alice_client, start, cancel, streams):

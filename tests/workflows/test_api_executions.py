@@ -17,7 +17,11 @@ from tests.workflows.api_driver import (
 )
 from workflows.models import TaskRun
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_streams", "fast_password_hashing")]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("own_streams", "fast_password_hashing"),
+    pytest.mark.embedded,
+]
 
 
 def test_executions_list_is_newest_first_and_filters_by_status(alice_client, bob_client, trigger):

@@ -17,7 +17,11 @@ from tests.workflows.api_driver import (
     workflow,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_streams", "fast_password_hashing")]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("own_streams", "fast_password_hashing"),
+    pytest.mark.embedded,
+]
 
 
 def test_status_reports_progress_and_timestamps(alice_client, start):
@@ -70,6 +74,7 @@ def test_status_and_results_of_unknown_execution_are_404(alice_client, suffix, e
     assert_error(alice_client.get(f"/api/v1/workflow/{execution_id}{suffix}"), 404, "not_found")
 
 
+@pytest.mark.postgresql
 @pytest.mark.django_db(transaction=True)
 def test_status_keeps_answering_after_a_migration_changes_a_column_type(alice_client):
     """Rolling deploys migrate while the API serves. The hot statements are prepared per

@@ -16,7 +16,11 @@ from tests.workflows.api_driver import (
 )
 from workflows.models import Execution, TaskRun, Workflow
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_streams", "fast_password_hashing")]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("own_streams", "fast_password_hashing"),
+    pytest.mark.embedded,
+]
 
 REFERENCE_PAYLOADS = reference_payloads.PATHS
 

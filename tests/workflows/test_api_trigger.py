@@ -18,7 +18,11 @@ from tests.workflows.api_driver import (
 )
 from workflows.models import TaskRun
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_streams", "fast_password_hashing")]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("own_streams", "fast_password_hashing"),
+    pytest.mark.embedded,
+]
 
 
 def test_trigger_starts_execution_and_publishes_roots_after_commit(

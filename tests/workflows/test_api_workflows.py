@@ -14,7 +14,11 @@ from tests.workflows.api_driver import (
     submit,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_streams", "fast_password_hashing")]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("own_streams", "fast_password_hashing"),
+    pytest.mark.embedded,
+]
 
 
 def test_workflows_list_and_detail(alice_client, bob_client):

@@ -17,8 +17,13 @@ from tests.workflows.api_driver import (
     transient_failure,
     workflow,
 )
+from workflows.bulk_sql import SQLITE_CHUNK_ROWS
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_streams", "fast_password_hashing")]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("own_streams", "fast_password_hashing"),
+    pytest.mark.embedded,
+]
 
 
 def test_completion_releases_children_and_the_last_one_completes_the_execution(alice_client, start):
@@ -59,6 +64,22 @@ def test_fan_in_waits_for_every_dependency(alice_client, start):
 
     assert list(ready) == ["aggregator"]
     assert sorted(ready["aggregator"].upstream) == ["branch_a", "branch_b", "branch_c"]
+
+
+def test_a_fan_out_wider_than_one_sqlite_statement_runs_every_branch(alice_client, start):
+    """On SQLite the task runs' INSERT and each batch's UPDATE go in chunks of rows: cross one."""
+    width = SQLITE_CHUNK_ROWS + 200
+    execution_id, tasks = start(
+        workflow(node("root"), *(node(f"b{i}", deps=("root",)) for i in range(width)))
+    )
+
+    branches = apply(run_handler(tasks["root"]))
+    assert len(branches) == width
+    assert apply(*(run_handler(task) for task in branches.values())) == {}
+
+    status = status_of(alice_client, execution_id)
+    assert status["status"] == "COMPLETED"
+    assert status["progress"]["completed"] == width + 1
 
 
 def test_templates_resolve_from_ancestor_outputs(alice_client, start):

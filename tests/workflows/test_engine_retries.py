@@ -18,7 +18,7 @@ from workflows.orchestrator import Orchestrator
 from workflows.services import Conflict, NotFound
 from workflows.triage import dead_letter_discard, dead_letter_retry
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
 
 # Two roots that run side by side and a node that joins them.
 FORK = {

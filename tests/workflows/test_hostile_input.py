@@ -597,6 +597,7 @@ def test_a_child_rendered_too_large_fails_permanently_itself(alice_client, post_
 # --- per-user cap on open executions ------------------------------------------------------------
 
 
+@pytest.mark.embedded
 def test_submit_beyond_the_open_executions_cap_is_429(alice_client, bob_client, settings, cancel_as_alice):
     settings.MAX_OPEN_EXECUTIONS_PER_USER = 2
     first = submit(alice_client, workflow(node("a")))
@@ -615,6 +616,7 @@ def test_submit_beyond_the_open_executions_cap_is_429(alice_client, bob_client, 
     assert submitted(alice_client, node("a")), "an ended execution frees its place"
 
 
+@pytest.mark.embedded
 def test_the_cap_counts_running_executions_and_zero_turns_it_off(alice_client, post_json, settings):
     settings.MAX_OPEN_EXECUTIONS_PER_USER = 1
     execution_id = submitted(alice_client, node("a"))

@@ -15,7 +15,7 @@ from tests.conftest import token_client
 from workflows import services
 from workflows.models import Execution, IdempotencyRecord, Workflow
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
 ONE_NODE = {"name": "once", "dag": {"nodes": [{"id": "a", "handler": "input"}]}}
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from workflows import selectors
 from workflows.models import TaskRun
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
 
 TWO_NODES = {
     "name": "two nodes",

@@ -23,7 +23,7 @@ from workflows.models import Execution, TaskRun
 from workflows.reaper import Reaper, ReaperConfig
 from workflows.streams import ORCHESTRATORS_GROUP, WORKERS_GROUP
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
 
 LINEAR = {
     "name": "reaper test",

@@ -19,7 +19,7 @@ from workflows.rerun import execution_rerun, execution_retrigger
 from workflows.services import Conflict, ServiceError
 from workflows.triage import dead_letter_retry
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
 
 # b fails for good; c never gets to run.
 CHAIN = {

@@ -15,6 +15,8 @@ from resilience.errors import simple_error
 from workflows.messages import CompletionMessage, TaskMessage, decode_task, encode
 from workflows.streams import ORCHESTRATORS_GROUP, WORKERS_GROUP, Streams, redis_client
 
+pytestmark = pytest.mark.embedded
+
 CLAIM_MS = 30_000
 EXECUTION_ID = str(uuid.UUID(int=1))
 

@@ -20,7 +20,7 @@ from workflows.api.authentication import CachedTokenAuthentication
 from workflows.request_limits import Limit, Rate
 from workflows.streams import Streams
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
 ONE_NODE = {"name": "throttled", "dag": {"nodes": [{"id": "a", "handler": "input"}]}}
 # A fixed clock, 20 s into a minute: windows of a minute reset in 40 s.

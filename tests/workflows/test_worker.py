@@ -9,6 +9,8 @@ from workflows.handlers import handler
 from workflows.messages import TaskMessage, decode_completion
 from workflows.worker import Worker, WorkerConfig
 
+pytestmark = pytest.mark.embedded
+
 EXECUTION_ID = "00000000-0000-0000-0000-000000000001"
 
 
