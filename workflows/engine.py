@@ -30,22 +30,12 @@ from workflows.bulk_sql import (
     update_from_values,
 )
 from workflows.conditions import ConditionError
+from workflows.dag_cache import dag_for
+from workflows.dispatch import Dispatch, load_outputs, messages_for_queued, task_message
 from workflows.failures import fail_before_dispatch, handle_failures
 from workflows.messages import CompletionMessage, TaskMessage, from_epoch
 from workflows.models import Execution, TaskRun
-from workflows.runs import (
-    EXECUTION,
-    TASKRUN,
-    Dispatch,
-    Run,
-    dag_for,
-    load_outputs,
-    lock_runs,
-    messages_for_queued,
-    runs_from,
-    select_runs,
-    task_message,
-)
+from workflows.runs import EXECUTION, TASKRUN, Run, lock_runs, runs_from, select_runs
 from workflows.templating import PARAMS, TemplateError, resolve
 
 OPEN_TASK_STATES = (TaskRun.Status.PENDING, TaskRun.Status.QUEUED, TaskRun.Status.RUNNING)
@@ -71,8 +61,7 @@ def completions_apply(completions: list[CompletionMessage], *, clock: Clock = SY
             continue
         run = runs[completion.execution_id]
         if completion.ok:
-            run.finished += 1
-            run.outputs[completion.node_id] = completion.output
+            run.node_succeeded(completion.node_id, completion.output)
             succeeded.append((run, completion.node_id))
         else:
             failed.append((run, completion, accepted[key]))
@@ -349,18 +338,11 @@ def finish_runs(runs: Iterable[Run]) -> list[str]:
     now = timezone.now()
     rows = []
     for run in runs:
+        if not run.settle():
+            continue
         if run.failure is not None:
             cancel_open_tasks(run.id, now)
-            run.status = Execution.Status.FAILED
-            rows.append((run.id, run.status, 0, now, run.failure))
-        elif run.finished:
-            run.unfinished -= run.finished
-            run.finished = 0  # counted: a second call in the same transaction must not count it again
-            if run.unfinished <= 0:
-                run.status = Execution.Status.COMPLETED
-                rows.append((run.id, run.status, 0, now, None))
-            else:
-                rows.append((run.id, run.status, run.unfinished, None, None))
+        rows.append((run.id, run.status, run.unfinished, now if run.ended else None, run.failure))
     update_from_values(
         EXECUTION,
         columns=[
@@ -509,4 +491,4 @@ def _mark_skipped(skipped: list[tuple[Run, str, int]]) -> None:
         status=TaskRun.Status.SKIPPED, finished_at=timezone.now()
     )
     for run, _, _ in skipped:
-        run.finished += 1
+        run.node_skipped()

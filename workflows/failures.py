@@ -11,9 +11,10 @@ from resilience.retry import RetryPolicy
 from workflows.bulk_sql import (
     update_from_values,
 )
+from workflows.dispatch import Dispatch, load_outputs, task_message
 from workflows.messages import SCHEMA_VERSION, CompletionMessage, from_epoch
 from workflows.models import TaskAttempt, TaskRun
-from workflows.runs import TASKRUN, Dispatch, Run, load_outputs, task_message
+from workflows.runs import TASKRUN, Run
 from workflows.templating import TemplateError
 
 
@@ -48,8 +49,7 @@ def handle_failures(
         if run.deadline and now >= run.deadline:
             continue  # past the workflow's deadline: the reaper ends it TIMED_OUT, no retry
         if completion.exhausted or error.get("permanent") or policy.exhausted(used):
-            run.finished += 1
-            run.fail(completion.node_id, error)
+            run.node_failed(completion.node_id, error)
             letters.append((run, completion, config, error))
         else:
             # Never sooner than the downstream asked (a 429's Retry-After).
@@ -85,7 +85,7 @@ def dead_letter(run: Run, node_id: str, pk: int, attempt: int, config: dict | No
         attempt=attempt,
         error=error,
     )
-    run.dead_letters.append(dead_letter_event(letter))
+    run.dead_lettered(dead_letter_event(letter))
 
 
 def dead_letter_event(letter: DeadLetter) -> dict:

@@ -8,8 +8,9 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 
 from resilience.clock import SYSTEM, Clock
 from resilience.errors import simple_error, storable
-from workflows import engine, metrics, runs
+from workflows import engine, metrics
 from workflows.bulk_sql import pipelined
+from workflows.dispatch import Dispatch
 from workflows.messages import CompletionMessage
 from workflows.streams import ORCHESTRATORS_GROUP, Streams
 
@@ -79,7 +80,7 @@ class Orchestrator:
         return len(entries)
 
 
-def _apply(completions: list[CompletionMessage], clock: Clock) -> runs.Dispatch:
+def _apply(completions: list[CompletionMessage], clock: Clock) -> Dispatch:
     dispatch = engine.completions_commit_at_once(completions)
     if dispatch is not None:
         return dispatch
@@ -88,10 +89,10 @@ def _apply(completions: list[CompletionMessage], clock: Clock) -> runs.Dispatch:
         return engine.completions_apply(completions, clock=clock)
 
 
-def _apply_one_by_one(completions: list[CompletionMessage], clock: Clock) -> runs.Dispatch:
+def _apply_one_by_one(completions: list[CompletionMessage], clock: Clock) -> Dispatch:
     """One bad completion must not block its batch forever: apply each alone, and record one the
     database refuses as a permanent failure of its task (so it reaches the dead-letter queue)."""
-    merged = runs.Dispatch()
+    merged = Dispatch()
     for completion in completions:
         try:
             dispatch = _apply([completion], clock)

@@ -12,7 +12,7 @@ import structlog
 
 from resilience.clock import SYSTEM, Clock
 from resilience.errors import simple_error
-from workflows import runs, services
+from workflows import dispatch, runs, services
 from workflows.messages import CompletionMessage, MessageError, decode_task
 from workflows.models import Execution, TaskRun
 from workflows.streams import ORCHESTRATORS_GROUP, WORKERS_GROUP, Entry, Streams
@@ -119,7 +119,9 @@ class Reaper:
         for _, execution_id in rows:
             if str(execution_id) not in snapshots:
                 snapshots[str(execution_id)] = runs.run_snapshot(execution_id)
-        messages = runs.messages_for_queued(TaskRun.objects.filter(id__in=[pk for pk, _ in rows]), snapshots)
+        messages = dispatch.messages_for_queued(
+            TaskRun.objects.filter(id__in=[pk for pk, _ in rows]), snapshots
+        )
         lost = [m for m, held in zip(messages, self.streams.accounted_for(messages), strict=True) if not held]
         self.streams.publish_tasks(lost)
         if lost:

@@ -107,8 +107,7 @@ def _reopen(run: runs.Run) -> None:
         unfinished_tasks=unfinished,
         deadline=deadline,
     )
-    run.status, run.unfinished = Execution.Status.RUNNING, unfinished
-    run.deadline = deadline.timestamp() if deadline else None
+    run.reopen(unfinished, deadline)
 
 
 def execution_retrigger(*, execution: Execution, params: dict, owner) -> Execution:

@@ -1,54 +1,22 @@
-"""Executions as the engine works on them: the compiled-DAG cache, `Run` (a locked execution and
-what a transaction decides about it), `Dispatch` (what to publish after commit), and building task
-messages with the outputs their handlers need."""
+"""`Run`: a locked execution as the engine works on it, and what a transaction has learned and
+decided about it. Every change to a Run is one of its methods; the engine, failures, trigger and
+re-run call them and then write what they say."""
 
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from django.conf import settings
 from django.db import connection
-from django.db.models import Q
 
-from resilience.rate_limit import stricter_rate
-from workflows.bulk_sql import (
-    db_uuid,
-    from_db_datetime,
-    from_db_json,
-    hot_cursor,
-)
-from workflows.dag import Dag, from_definition
-from workflows.handlers import get_handler
-from workflows.messages import TaskMessage
-from workflows.models import Execution, TaskRun, Workflow
+from workflows.bulk_sql import db_uuid, from_db_datetime, from_db_json, hot_cursor
+from workflows.dag import Dag
+from workflows.dag_cache import dag_for
+from workflows.models import Execution, TaskRun
 from workflows.templating import PARAMS
 
 TASKRUN = TaskRun._meta.db_table
-WORKFLOW = Workflow._meta.db_table
 EXECUTION = Execution._meta.db_table
-DAG_CACHE_SIZE = 512
-_dags: OrderedDict = OrderedDict()
-
-
-def dag_for(workflow_id: uuid.UUID) -> Dag:
-    """Compiled DAG of a workflow; definitions never change, so each process compiles once."""
-    key = str(workflow_id)
-    dag = _dags.get(key)
-    if dag is None:
-        with hot_cursor() as cursor:
-            cursor.execute(f"SELECT dag, name FROM {WORKFLOW} WHERE id = %s", [db_uuid(workflow_id)])  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
-            definition, name = cursor.fetchone()
-        dag = from_definition(from_db_json(definition), name=name)
-        remember_dag(key, dag)
-    return dag
-
-
-def remember_dag(workflow_id: uuid.UUID | str, dag: Dag) -> None:
-    """Keep a compiled DAG (the API calls this at submit, so trigger needs no reload)."""
-    _dags[str(workflow_id)] = dag
-    while len(_dags) > DAG_CACHE_SIZE:
-        _dags.popitem(last=False)
 
 
 @dataclass
@@ -71,6 +39,29 @@ class Run:
     def scope(self) -> dict:
         return {**self.outputs, PARAMS: self.params}
 
+    def start(self, params: dict, deadline: datetime | None) -> None:
+        """Triggered: PENDING becomes RUNNING with its params and deadline."""
+        self.status, self.params = Execution.Status.RUNNING, params
+        self.deadline = deadline.timestamp() if deadline else None
+
+    def reopen(self, unfinished: int, deadline: datetime | None) -> None:
+        """Re-run or DLQ retry: an ended execution is RUNNING again with its nodes counted anew."""
+        self.status, self.unfinished = Execution.Status.RUNNING, unfinished
+        self.deadline = deadline.timestamp() if deadline else None
+
+    def node_succeeded(self, node_id: str, output) -> None:
+        self.finished += 1
+        self.outputs[node_id] = output
+
+    def node_skipped(self) -> None:
+        self.finished += 1
+
+    def node_failed(self, node_id: str, error: dict) -> None:
+        """A node failed for good: it is finished, and the execution fails (with the first such
+        node's error)."""
+        self.finished += 1
+        self.fail(node_id, error)
+
     def fail(self, node_id: str, error: dict) -> None:
         if self.failure is None:
             self.failure = {
@@ -79,6 +70,29 @@ class Run:
                 "node_id": node_id,
                 "details": error,
             }
+
+    def dead_lettered(self, event: dict) -> None:
+        """A dead letter written in this transaction: its `workflow:dlq` event goes out after."""
+        self.dead_letters.append(event)
+
+    def settle(self) -> bool:
+        """Count the nodes finished in this transaction and end the execution if it is over:
+        FAILED on a failure, COMPLETED when nothing is left. True if anything changed to write.
+        Counted once: a second call in the same transaction changes nothing more."""
+        if self.failure is not None:
+            self.status, self.unfinished = Execution.Status.FAILED, 0
+            return True
+        if not self.finished:
+            return False
+        self.unfinished -= self.finished
+        self.finished = 0
+        if self.unfinished <= 0:
+            self.status, self.unfinished = Execution.Status.COMPLETED, 0
+        return True
+
+    @property
+    def ended(self) -> bool:
+        return self.status in Execution.TERMINAL
 
 
 def lock_runs(execution_ids: Iterable[str | uuid.UUID]) -> dict[str, Run]:
@@ -131,88 +145,3 @@ def runs_from(rows: list[tuple]) -> dict[str, Run]:
             deadline=deadline.timestamp() if deadline else None,
         )
     return runs
-
-
-@dataclass
-class Dispatch:
-    """What a transaction decided to send once it commits."""
-
-    tasks: list[TaskMessage] = field(default_factory=list)
-    delayed: list[tuple[TaskMessage, float]] = field(default_factory=list)
-    dead_letters: list[dict] = field(default_factory=list)
-    finished: list[str] = field(default_factory=list)  # executions that ended: wake their waiters
-    stopped: list[str] = field(default_factory=list)  # executions that failed: workers stop their tasks
-
-    def without_failed(self, runs: dict[str, Run]) -> "Dispatch":
-        """Drop tasks and retries of executions that failed in this same transaction, and have
-        workers drop or stop the tasks of theirs already out there."""
-        alive = [t for t in self.tasks if runs[t.execution_id].failure is None]
-        retries = [(t, due) for t, due in self.delayed if runs[t.execution_id].failure is None]
-        stopped = [execution_id for execution_id, run in runs.items() if run.failure is not None]
-        return Dispatch(alive, retries, self.dead_letters, self.finished, stopped)
-
-    def extend(self, other: "Dispatch") -> None:
-        self.tasks += other.tasks
-        self.delayed += other.delayed
-        self.dead_letters += other.dead_letters
-        self.finished += other.finished
-        self.stopped += other.stopped
-
-
-def task_message(run: Run, node_id: str, pk: int, attempt: int, config: dict) -> TaskMessage:
-    """The message a worker needs; upstream outputs only for handlers that asked for them."""
-    node = run.dag.nodes[node_id]
-    registered = get_handler(node.handler)
-    upstream = None
-    if registered is not None and registered.upstream:
-        upstream = {d: run.outputs.get(d) for d in node.dependencies}
-    return TaskMessage(
-        task_id=pk,
-        execution_id=str(run.id),
-        node_id=node_id,
-        handler=node.handler,
-        attempt=attempt,
-        config=config,
-        params=run.params,
-        upstream=upstream,
-        deadline=run.deadline,
-        workflow_id=run.workflow_id,
-        timeout_seconds=node.timeout_seconds,
-        rate_limit=stricter_rate(node.config.get("rate_limit"), settings.RATE_LIMITS.get(node.handler)),
-    )
-
-
-def load_outputs(ready: Iterable[tuple[Run, str]]) -> None:
-    """Read the outputs the ready nodes need (template references, upstream) that are not in memory."""
-    wanted: dict[str, set[str]] = {}
-    runs: dict[str, Run] = {}
-    for run, node_id in ready:
-        node = run.dag.nodes[node_id]
-        needed = set(node.references)
-        registered = get_handler(node.handler)
-        if registered is not None and registered.upstream:
-            needed.update(node.dependencies)
-        needed -= run.outputs.keys()
-        if needed:
-            wanted.setdefault(str(run.id), set()).update(needed)
-            runs[str(run.id)] = run
-    if not wanted:
-        return
-    query = Q()
-    for execution_id, node_ids in wanted.items():
-        query |= Q(execution_id=execution_id, node_id__in=node_ids)
-    for execution_id, node_id, output, status in TaskRun.objects.filter(query).values_list(
-        "execution_id", "node_id", "output", "status"
-    ):
-        if status == TaskRun.Status.COMPLETED:
-            runs[str(execution_id)].outputs[node_id] = output
-
-
-def messages_for_queued(task_runs, runs: dict[str, Run]) -> list[TaskMessage]:
-    """Messages for TaskRuns already QUEUED in the database (re-publish after a lost publish)."""
-    rows = list(task_runs.values_list("id", "execution_id", "node_id", "attempt", "config"))
-    load_outputs((runs[str(execution_id)], node_id) for _, execution_id, node_id, _, _ in rows)
-    return [
-        task_message(runs[str(execution_id)], node_id, pk, attempt, config or {})
-        for pk, execution_id, node_id, attempt, config in rows
-    ]

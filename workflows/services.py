@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from workflows import engine, permissions, runs, selectors
+from workflows import dag_cache, engine, permissions, runs, selectors
 from workflows.bulk_sql import db_uuid, hot_cursor, insert_rows, rows_table
 from workflows.dag import Dag, DagError, Limits, check_json_value, parse_workflow
 from workflows.handlers import config_checks
@@ -98,7 +98,7 @@ def workflow_submit(*, payload: object, owner) -> Execution:
     )
     execution = _new_execution(workflow, owner, dag)
     _insert_new(execution, dag, workflow=workflow)
-    runs.remember_dag(workflow.id, dag)
+    dag_cache.remember_dag(workflow.id, dag)
     return execution
 
 
@@ -108,7 +108,7 @@ def execution_create(*, workflow: Workflow, owner, dag: Dag | None = None) -> Ex
     permission_require(
         owner, workflow.owner_id, permissions.RUN_ANY_EXECUTION, "start another user's workflow"
     )
-    dag = dag or runs.dag_for(workflow.id)
+    dag = dag or dag_cache.dag_for(workflow.id)
     execution = _new_execution(workflow, owner, dag)
     _insert_new(execution, dag)
     return execution
@@ -253,7 +253,7 @@ def execution_trigger(*, execution: Execution, params: dict) -> Execution:
     """Start a PENDING execution: mark it RUNNING, queue its roots, publish them after commit."""
     check_json_value(params, "'params'")
     _check_params_size(params)
-    _check_root_configs(runs.dag_for(execution.workflow_id), params)
+    _check_root_configs(dag_cache.dag_for(execution.workflow_id), params)
     now = timezone.now()
     timeout = execution.workflow.timeout_seconds
     deadline = now + timedelta(seconds=timeout) if timeout else None
@@ -272,8 +272,7 @@ def execution_trigger(*, execution: Execution, params: dict) -> Execution:
             _update_row(
                 execution, status=Execution.Status.RUNNING, started_at=now, params=params, deadline=deadline
             )
-            run.status, run.params = Execution.Status.RUNNING, params
-            run.deadline = deadline.timestamp() if deadline else None
+            run.start(params, deadline)
             messages = engine.execution_start(run)
     dead_letters = run.dead_letters if run else []
     streams = get_streams()

@@ -15,7 +15,8 @@ from django.db import transaction
 from rest_framework.test import APIClient
 
 from tests import reference_payloads
-from workflows import engine, runs
+from workflows import engine
+from workflows.dispatch import Dispatch
 from workflows.handlers import TaskContext, get_handler
 from workflows.messages import CompletionMessage, TaskMessage, decode_task
 
@@ -107,7 +108,7 @@ def run_handler(task: TaskMessage) -> CompletionMessage:
     return completion(task, output=get_handler(task.handler).function(task.config, context))
 
 
-def apply_batch(*completions: CompletionMessage) -> runs.Dispatch:
+def apply_batch(*completions: CompletionMessage) -> Dispatch:
     """One orchestrator batch in one transaction; returns what it would publish after commit."""
     with transaction.atomic():
         return engine.completions_apply(list(completions))

@@ -23,7 +23,7 @@ from tests.workflows.api_driver import (
     submit,
     workflow,
 )
-from workflows import runs
+from workflows import dag_cache
 from workflows.models import Execution, TaskRun, Workflow
 from workflows.templating import MAX_INDEX_DIGITS
 
@@ -437,7 +437,7 @@ def stored_with(client: APIClient, payload: dict, **config_by_node: dict) -> str
     for raw in workflow_row.dag["nodes"]:
         raw["config"] = config_by_node.get(raw["id"], raw["config"])
     workflow_row.save(update_fields=["dag"])
-    runs._dags.pop(body["workflow_id"], None)
+    dag_cache._dags.pop(body["workflow_id"], None)
     return body["execution_id"]
 
 

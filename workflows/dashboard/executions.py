@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from workflows import rerun, selectors, services
 from workflows.dag import Dag
+from workflows.dag_cache import dag_for
 from workflows.dashboard.access import with_visible_execution
 from workflows.dashboard.formatting import pretty_json
 from workflows.dashboard.forms import ExecutionFilterForm, ParamsForm
@@ -20,7 +21,6 @@ from workflows.dashboard.graph import GRAPH_MAX_NODES, graph_of
 from workflows.dashboard.responses import carry_out, page_of
 from workflows.dashboard.timeline import timeline_of
 from workflows.models import Execution, TaskRun
-from workflows.runs import dag_for
 
 PAGE_SIZE = 50
 # The live fragment is sent every second: bigger executions list their first tasks only, and

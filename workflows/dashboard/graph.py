@@ -5,9 +5,9 @@ import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 
+from workflows.dag_cache import dag_for
 from workflows.graph_layout import Box, Layout, layout_dag
 from workflows.models import TaskRun
-from workflows.runs import dag_for
 
 # Above this the SVG would be too big to be useful; the page says so and keeps the task table.
 GRAPH_MAX_NODES = 1000
