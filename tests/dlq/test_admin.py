@@ -8,7 +8,7 @@ from django.contrib.auth.models import Permission
 from dlq.models import DeadLetter
 from tests.workflows.admin_pages import act, listed, offered_actions, page, signed_in
 from tests.workflows.api_driver import apply, exhausted_failure, published_tasks
-from tests.workflows.test_dashboard import fail_permanently, started
+from tests.workflows.scenarios import fail_permanently, started
 from workflows.models import Execution, TaskRun
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_streams", "fast_password_hashing")]

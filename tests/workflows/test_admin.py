@@ -8,7 +8,7 @@ from django.contrib.auth.models import Permission
 from tests import reference_payloads
 from tests.workflows.admin_pages import act, listed, offered_actions, page, signed_in, task_runs_shown
 from tests.workflows.api_driver import published_tasks
-from tests.workflows.test_dashboard import fail_permanently, started
+from tests.workflows.scenarios import fail_permanently, started
 from workflows import services
 from workflows.models import Execution, TaskRun
 

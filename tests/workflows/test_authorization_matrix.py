@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from dlq.models import DeadLetter
 from tests.conftest import token_client
 from tests.reference_payloads import load as reference_payload
-from tests.workflows.test_dashboard import fail_permanently, started
+from tests.workflows.scenarios import fail_permanently, started
 from workflows import services
 from workflows.models import Execution
 

@@ -1,21 +1,20 @@
 """The dashboard's pages: its own login, the executions list (filters, search, pages, live rows),
-workflows with their trigger form, handler health, the staff-only dead-letter queue, and the site's
+workflows with their trigger form, handler health, the dead-letter queue for operators, and the site's
 404 and 500 pages."""
 
 import re
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dlq.models import DeadLetter
-from tests import reference_payloads
-from workflows import engine, services
+from tests.workflows.scenarios import fail_permanently, started
+from workflows import services
 from workflows.api.errors import server_error
-from workflows.messages import CompletionMessage
 from workflows.models import Execution, TaskRun, Workflow
 
 pytestmark = pytest.mark.django_db
@@ -42,11 +41,6 @@ def operator_browser(operator) -> Client:
     return browser
 
 
-def started(owner, name="complex_dag", params=None) -> Execution:
-    execution = services.workflow_submit(payload=reference_payloads.load(name), owner=owner)
-    return services.execution_trigger(execution=execution, params=params or {})
-
-
 def csrf_token(browser: Client, url: str) -> str:
     browser.get(url)
     return browser.cookies["csrftoken"].value
@@ -56,28 +50,6 @@ def page(browser: Client, url: str, **params) -> str:
     response = browser.get(url, params)
     assert response.status_code == 200, response.content[:500]
     return response.content.decode()
-
-
-def fail_permanently(execution: Execution, node_id: str) -> DeadLetter:
-    """The node fails for good, as a worker reporting a validation error would make it."""
-    run = TaskRun.objects.get(execution=execution, node_id=node_id)
-    failure = CompletionMessage(
-        task_id=run.id,
-        execution_id=str(execution.id),
-        node_id=node_id,
-        attempt=run.attempt,
-        ok=False,
-        error={
-            "category": "validation",
-            "code": "bad_input",
-            "message": "broken input",
-            "permanent": True,
-            "traceback": "Traceback (most recent call last):\n  ValueError: broken input",
-        },
-    )
-    with transaction.atomic():
-        engine.completions_apply([failure])
-    return DeadLetter.objects.get(execution=execution, node_id=node_id)
 
 
 # --- login -----------------------------------------------------------------------------------
