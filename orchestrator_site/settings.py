@@ -264,6 +264,9 @@ OUTPUT_MAX_BYTES = env_int("OUTPUT_MAX_BYTES", 1024 * 1024)
 MAX_OPEN_EXECUTIONS_PER_USER = env_int("MAX_OPEN_EXECUTIONS_PER_USER", 1000)  # 0: unlimited
 API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 500)
 ORCHESTRATOR_BATCH_SIZE = env_int("ORCHESTRATOR_BATCH_SIZE", 500)
+# Trigger and common completion batches in one statement on PostgreSQL (engine.one_statement_paths);
+# off, the general path does the same in more round trips.
+ENGINE_ONE_STATEMENT_PATHS = env_bool("ENGINE_ONE_STATEMENT_PATHS", True)
 WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 8)
 RUNNER_BLOCK_MS = env_int("RUNNER_BLOCK_MS", 2000)
 # Long polls (`?wait=S`): the longest wait, and how many may wait at once in one API process

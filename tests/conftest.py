@@ -88,6 +88,15 @@ def django_db_modify_db_settings(django_db_modify_db_settings):
         database["TEST"]["NAME"] = database["NAME"]
 
 
+@pytest.fixture(params=["general"] if EMBEDDED else ["one-statement", "general"])
+def both_engine_paths(request, settings) -> str:
+    """Run the test once through PostgreSQL's one-statement trigger and completion paths and once
+    through the general path, so the two cannot drift apart (SQLite has only the general one).
+    Engine test modules ask for it in their `pytestmark`."""
+    settings.ENGINE_ONE_STATEMENT_PATHS = request.param == "one-statement"
+    return request.param
+
+
 @pytest.fixture(autouse=True)
 def handlers_offline(settings) -> None:
     """call_external_service and call_llm answer offline, as in `make run`: the reference payloads

@@ -41,13 +41,20 @@ from workflows.templating import PARAMS, TemplateError, resolve
 OPEN_TASK_STATES = (TaskRun.Status.PENDING, TaskRun.Status.QUEUED, TaskRun.Status.RUNNING)
 
 
+def one_statement_paths() -> bool:
+    """PostgreSQL's one-statement trigger and completion paths, unless ENGINE_ONE_STATEMENT_PATHS
+    is off: then every batch takes the general path, with the same effects in more round trips.
+    The engine tests run both ways, so that the two cannot drift apart."""
+    return connection.vendor == "postgresql" and settings.ENGINE_ONE_STATEMENT_PATHS
+
+
 def completions_apply(completions: list[CompletionMessage], *, clock: Clock = SYSTEM) -> Dispatch:
     """Record a batch of outcomes; return what to publish once the transaction commits. Retries
     fall due by `clock`."""
     unique = list({(c.task_id, c.attempt): c for c in completions}.values())
     index_paths_only()
     released = None
-    if connection.vendor == "postgresql" and all(c.workflow_id for c in unique):
+    if one_statement_paths() and all(c.workflow_id for c in unique):
         runs, accepted, released = _record_and_release(unique)
     else:
         runs = lock_runs(c.execution_id for c in unique)
@@ -160,7 +167,7 @@ def completions_commit_at_once(completions: list[CompletionMessage]) -> Dispatch
     Returns None when the batch needs the general path (`completions_apply`); call it outside
     any transaction."""
     unique = list({(c.task_id, c.attempt): c for c in completions}.values())
-    if connection.vendor != "postgresql" or not all(c.ok and c.workflow_id for c in unique):
+    if not one_statement_paths() or not all(c.ok and c.workflow_id for c in unique):
         return None
     children = []
     for c in unique:
@@ -247,7 +254,7 @@ def execution_start_at_once(
     and templates are evaluated before any SQL. None when this does not apply: another backend,
     a root skipped or failing to resolve, or the execution not PENDING; the caller then takes
     the general path, which says why under the lock."""
-    if connection.vendor != "postgresql":
+    if not one_statement_paths():
         return None
     dag = dag_for(workflow_id)
     scope = {PARAMS: params}

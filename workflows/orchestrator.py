@@ -51,7 +51,7 @@ class Orchestrator:
         completions = [e.message for e in entries]
         try:
             try:
-                dispatch = _apply(completions, self.clock)
+                dispatch = batch_apply(completions, self.clock)
             except (OperationalError, InterfaceError):
                 raise
             except Exception as exc:  # a value or invariant the database refuses: isolate it
@@ -80,7 +80,9 @@ class Orchestrator:
         return len(entries)
 
 
-def _apply(completions: list[CompletionMessage], clock: Clock) -> Dispatch:
+def batch_apply(completions: list[CompletionMessage], clock: Clock = SYSTEM) -> Dispatch:
+    """One batch as the orchestrator applies it: in one statement when it can, otherwise through
+    the general path in one transaction. Returns what to publish."""
     dispatch = engine.completions_commit_at_once(completions)
     if dispatch is not None:
         return dispatch
@@ -95,7 +97,7 @@ def _apply_one_by_one(completions: list[CompletionMessage], clock: Clock) -> Dis
     merged = Dispatch()
     for completion in completions:
         try:
-            dispatch = _apply([completion], clock)
+            dispatch = batch_apply([completion], clock)
         except (OperationalError, InterfaceError):
             raise
         except Exception as exc:
@@ -109,7 +111,7 @@ def _apply_one_by_one(completions: list[CompletionMessage], clock: Clock) -> Dis
                 permanent=True,
             )
             try:
-                dispatch = _apply(
+                dispatch = batch_apply(
                     [dataclasses.replace(completion, ok=False, output=None, error=failure, exhausted=True)],
                     clock,
                 )

@@ -11,14 +11,13 @@ import json
 import time
 
 import pytest
-from django.db import transaction
 from rest_framework.test import APIClient
 
 from tests import reference_payloads
-from workflows import engine
 from workflows.dispatch import Dispatch
 from workflows.handlers import TaskContext, get_handler
 from workflows.messages import CompletionMessage, TaskMessage, decode_task
+from workflows.orchestrator import batch_apply
 
 # The reference payloads live next to the repository (see DESIGN.md, "Handlers").
 PAYLOADS_DIR = reference_payloads.DIRECTORY
@@ -109,9 +108,9 @@ def run_handler(task: TaskMessage) -> CompletionMessage:
 
 
 def apply_batch(*completions: CompletionMessage) -> Dispatch:
-    """One orchestrator batch in one transaction; returns what it would publish after commit."""
-    with transaction.atomic():
-        return engine.completions_apply(list(completions))
+    """One orchestrator batch, applied as the orchestrator applies it (one statement when it can);
+    returns what it would publish after commit."""
+    return batch_apply(list(completions))
 
 
 def apply(*completions: CompletionMessage) -> dict[str, TaskMessage]:

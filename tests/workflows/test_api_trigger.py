@@ -20,7 +20,7 @@ from workflows.models import TaskRun
 
 pytestmark = [
     pytest.mark.django_db,
-    pytest.mark.usefixtures("own_streams", "fast_password_hashing"),
+    pytest.mark.usefixtures("own_streams", "fast_password_hashing", "both_engine_paths"),
     pytest.mark.embedded,
 ]
 

@@ -13,7 +13,11 @@ from workflows.models import Execution, Workflow
 from workflows.reaper import Reaper, ReaperConfig
 from workflows.services import Conflict
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.embedded,
+    pytest.mark.usefixtures("both_engine_paths"),
+]
 
 LINEAR = reference_payload("linear_workflow")
 

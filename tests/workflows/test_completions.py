@@ -21,7 +21,7 @@ from workflows.bulk_sql import SQLITE_CHUNK_ROWS
 
 pytestmark = [
     pytest.mark.django_db,
-    pytest.mark.usefixtures("own_streams", "fast_password_hashing"),
+    pytest.mark.usefixtures("own_streams", "fast_password_hashing", "both_engine_paths"),
     pytest.mark.embedded,
 ]
 

@@ -18,7 +18,11 @@ from workflows.orchestrator import Orchestrator
 from workflows.services import Conflict, NotFound
 from workflows.triage import dead_letter_discard, dead_letter_retry
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.embedded,
+    pytest.mark.usefixtures("both_engine_paths"),
+]
 
 # Two roots that run side by side and a node that joins them.
 FORK = {

@@ -19,7 +19,11 @@ from workflows.messages import TaskMessage, decode_task
 from workflows.models import Execution, TaskAttempt, TaskRun
 from workflows.worker import Worker, WorkerConfig
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.embedded,
+    pytest.mark.usefixtures("both_engine_paths"),
+]
 
 SECRET = "s3cr3t/Value+xyz-42"
 SECRET_SPELLINGS = {SECRET, quote(SECRET, safe=""), quote(SECRET), quote_plus(SECRET)}

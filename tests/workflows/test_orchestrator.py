@@ -7,7 +7,11 @@ from dlq.models import DeadLetter
 from workflows.messages import CompletionMessage, encode
 from workflows.models import Execution, TaskRun
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.embedded,
+    pytest.mark.usefixtures("both_engine_paths"),
+]
 
 TWO_ROOTS_AND_A_JOIN = {
     "name": "two roots",

@@ -19,7 +19,11 @@ from workflows.rerun import execution_rerun, execution_retrigger
 from workflows.services import Conflict, ServiceError
 from workflows.triage import dead_letter_retry
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.embedded,
+    pytest.mark.usefixtures("both_engine_paths"),
+]
 
 # b fails for good; c never gets to run.
 CHAIN = {
