@@ -109,7 +109,7 @@ def _record_and_release(
         f"WITH recorded AS ({_recorded(outcomes)}), "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
         f"released AS (UPDATE {TASKRUN} SET pending_dependencies = pending_dependencies - r.n "
         f"FROM (SELECT e_execution, e_node, count(*) AS n FROM {edges} JOIN recorded "
-        "ON recorded.id = e.e_parent AND recorded.status = 'COMPLETED' GROUP BY e_execution, e_node) r "
+        f"ON recorded.id = e.e_parent AND recorded.status = '{TaskRun.Status.COMPLETED}' GROUP BY e_execution, e_node) r "
         f"WHERE {TASKRUN}.execution_id = r.e_execution AND {TASKRUN}.node_id = r.e_node "
         f"RETURNING {TASKRUN}.id, {TASKRUN}.execution_id, {TASKRUN}.node_id, "
         f"{TASKRUN}.pending_dependencies, {TASKRUN}.status, {TASKRUN}.attempt) "
@@ -149,14 +149,14 @@ def _recorded(outcomes: str) -> str:
     return (
         f"UPDATE {TASKRUN} SET {OUTCOME_ASSIGNMENTS} FROM {outcomes} "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
         f"WHERE {_outcome_fence()} AND (SELECT x.status FROM {EXECUTION} x "
-        "WHERE x.id = v.v_execution) = 'RUNNING' "
+        f"WHERE x.id = v.v_execution) = '{Execution.Status.RUNNING}' "
         f"RETURNING {TASKRUN}.id, {TASKRUN}.execution_id, {TASKRUN}.attempt, {TASKRUN}.retry_base, "
         f"{TASKRUN}.config, {TASKRUN}.status"
     )
 
 
 # A child whose last dependency this batch satisfied, in the one-statement path: queued in SQL.
-BECOMES_READY = "pending_dependencies = r.n AND status = 'PENDING'"
+BECOMES_READY = f"pending_dependencies = r.n AND status = '{TaskRun.Status.PENDING}'"
 
 
 def completions_commit_at_once(completions: list[CompletionMessage]) -> Dispatch | None:
@@ -188,7 +188,7 @@ def completions_commit_at_once(completions: list[CompletionMessage]) -> Dispatch
         unique,
         f"WITH recorded AS ({_recorded(outcomes)}), "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
         f"released AS (UPDATE {TASKRUN} SET pending_dependencies = pending_dependencies - r.n, "
-        f"status = {ready_when} 'QUEUED' ELSE status END, "
+        f"status = {ready_when} '{TaskRun.Status.QUEUED}' ELSE status END, "
         f"attempt = {ready_when} attempt + 1 ELSE attempt END, "
         f"config = {ready_when} r.e_config ELSE config END, "
         f"queued_at = {ready_when} now() ELSE queued_at END "
@@ -199,13 +199,13 @@ def completions_commit_at_once(completions: list[CompletionMessage]) -> Dispatch
         f"{TASKRUN}.status, {TASKRUN}.pending_dependencies), "
         f"counted AS (UPDATE {EXECUTION} SET "
         "unfinished_tasks = GREATEST(unfinished_tasks - c.n, 0), "
-        "status = CASE WHEN unfinished_tasks <= c.n THEN 'COMPLETED' ELSE status END, "
+        f"status = CASE WHEN unfinished_tasks <= c.n THEN '{Execution.Status.COMPLETED}' ELSE status END, "
         "finished_at = CASE WHEN unfinished_tasks <= c.n THEN now() ELSE finished_at END "
         "FROM (SELECT execution_id AS c_execution, count(*) AS n FROM recorded GROUP BY 1) c "
         f"WHERE {EXECUTION}.id = c.c_execution RETURNING {EXECUTION}.id, {EXECUTION}.status) "
         "SELECT 'r', id, attempt, NULL::uuid, NULL::varchar, NULL::varchar FROM recorded "
         "UNION ALL SELECT 'c', id, attempt, execution_id, node_id, status FROM released "
-        "WHERE status = 'QUEUED' AND pending_dependencies = 0 "
+        f"WHERE status = '{TaskRun.Status.QUEUED}' AND pending_dependencies = 0 "
         "UNION ALL SELECT 'x', NULL, NULL, id, NULL, status FROM counted",
         outcome_params + edge_params,
     )
@@ -275,12 +275,12 @@ def execution_start_at_once(
     with hot_cursor() as cursor:
         with transaction_in_one_round_trip():
             cursor.execute(
-                f"WITH started AS (UPDATE {EXECUTION} SET status = 'RUNNING', started_at = %s, params = %s, "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
-                "deadline = %s WHERE id = %s AND status = 'PENDING' RETURNING id), "
-                f"queued AS (UPDATE {TASKRUN} SET status = 'QUEUED', attempt = attempt + 1, "
+                f"WITH started AS (UPDATE {EXECUTION} SET status = '{Execution.Status.RUNNING}', started_at = %s, params = %s, "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
+                f"deadline = %s WHERE id = %s AND status = '{Execution.Status.PENDING}' RETURNING id), "
+                f"queued AS (UPDATE {TASKRUN} SET status = '{TaskRun.Status.QUEUED}', attempt = attempt + 1, "
                 f"config = r.r_config, queued_at = %s FROM {roots}, started "
                 f"WHERE {TASKRUN}.execution_id = started.id AND {TASKRUN}.node_id = r.r_node "
-                f"AND {TASKRUN}.status = 'PENDING' RETURNING {TASKRUN}.id, {TASKRUN}.node_id, {TASKRUN}.attempt) "
+                f"AND {TASKRUN}.status = '{TaskRun.Status.PENDING}' RETURNING {TASKRUN}.id, {TASKRUN}.node_id, {TASKRUN}.attempt) "
                 "SELECT queued.id, queued.node_id, queued.attempt FROM started LEFT JOIN queued ON true",
                 [now, json.dumps(params), deadline, execution_id, now, *root_params],
             )
@@ -392,7 +392,7 @@ def _outcome_fence() -> str:
     same = "IS NOT DISTINCT FROM" if connection.vendor == "postgresql" else "IS"
     return (
         f"{TASKRUN}.id = v.v_task AND {TASKRUN}.execution_id {same} v.v_execution "
-        f"AND {TASKRUN}.attempt = v.v_attempt AND {TASKRUN}.status IN ('QUEUED', 'RUNNING')"
+        f"AND {TASKRUN}.attempt = v.v_attempt AND {TASKRUN}.status IN ('{TaskRun.Status.QUEUED}', '{TaskRun.Status.RUNNING}')"
     )
 
 
@@ -460,7 +460,7 @@ def _mark_queued(queued: list[tuple[Run, str, int, int, dict]]) -> list[TaskMess
         TASKRUN,
         columns=[("v_task", "int"), ("v_attempt", "int"), ("v_config", "json"), ("v_queued", "timestamp")],
         rows=[(pk, attempt, config, now) for _, _, pk, attempt, config in queued],
-        assignments="status = 'QUEUED', attempt = v.v_attempt, config = v.v_config, queued_at = v.v_queued",
+        assignments=f"status = '{TaskRun.Status.QUEUED}', attempt = v.v_attempt, config = v.v_config, queued_at = v.v_queued",
         where=f"{TASKRUN}.id = v.v_task",
     )
     return [task_message(run, node_id, pk, attempt, config) for run, node_id, pk, attempt, config in queued]

@@ -61,7 +61,8 @@ def handle_failures(
             TASKRUN,
             columns=[("v_task", "int"), ("v_due", "timestamp")],
             rows=[(c.task_id, from_epoch(due)) for _, c, _, due in retries],
-            assignments="status = 'QUEUED', attempt = attempt + 1, queued_at = v.v_due, finished_at = NULL",
+            assignments=f"status = '{TaskRun.Status.QUEUED}', attempt = attempt + 1, queued_at = v.v_due, "
+            "finished_at = NULL",
             where=f"{TASKRUN}.id = v.v_task",
             returning="id, attempt",
         )
