@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from django.db import connection
+from django.db import connection, models
 from django.utils.dateparse import parse_datetime
 
 # Column kinds and their PostgreSQL types, so the rows of a batch are typed explicitly.
@@ -26,6 +26,33 @@ POSTGRES_TYPES = {
     "uuid": "uuid",
     "timestamp": "timestamptz",
 }
+# The kind of column each model field is stored as, for the row tables below.
+KIND_OF_FIELD = {
+    "AutoField": "int",
+    "BigAutoField": "int",
+    "BigIntegerField": "int",
+    "IntegerField": "int",
+    "PositiveIntegerField": "int",
+    "PositiveSmallIntegerField": "int",
+    "CharField": "text",
+    "TextField": "text",
+    "JSONField": "json",
+    "UUIDField": "uuid",
+    "DateTimeField": "timestamp",
+}
+
+
+def model_columns(model: type[models.Model], *fields: str) -> list[tuple[str, str]]:
+    """(column, kind) of the named fields, as `insert_rows` and `rows_table` take them: names and
+    types come from the model, so a renamed or retyped field cannot drift from the SQL."""
+    columns = []
+    for name in fields:
+        field = model._meta.get_field(name)
+        stored = field.target_field if field.is_relation else field
+        columns.append((field.column, KIND_OF_FIELD[stored.get_internal_type()]))
+    return columns
+
+
 # The hot statements join a batch of rows to tables that can be huge; each has an index path.
 # Before the planner has statistics (a new database, tables that just grew) it may pick a
 # sequential scan per row of the batch instead, and a prepared plan keeps that choice.

@@ -13,7 +13,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from workflows import dag_cache, engine, permissions, runs, selectors
-from workflows.bulk_sql import db_uuid, hot_cursor, insert_rows, rows_table
+from workflows.bulk_sql import db_uuid, hot_cursor, insert_rows, model_columns, rows_table
 from workflows.dag import Dag, DagError, Limits, check_json_value, parse_workflow
 from workflows.handlers import config_checks
 from workflows.models import Execution, TaskRun, Workflow
@@ -146,16 +146,18 @@ def _too_many_open_executions() -> TooManyOpenExecutions:
     )
 
 
-TASK_RUN_COLUMNS = [
-    ("execution_id", "uuid"),
-    ("node_id", "text"),
-    ("handler", "text"),
-    ("status", "text"),
-    ("attempt", "int"),
-    ("retry_base", "int"),
-    ("pending_dependencies", "int"),
-    ("worker", "text"),
-]
+# What a new task run is written with (the rest are the columns' defaults and NULLs).
+TASK_RUN_COLUMNS = model_columns(
+    TaskRun,
+    "execution",
+    "node_id",
+    "handler",
+    "status",
+    "attempt",
+    "retry_base",
+    "pending_dependencies",
+    "worker",
+)
 
 
 def _insert_new(execution: Execution, dag: Dag, *, workflow: Workflow | None = None) -> None:
