@@ -90,6 +90,7 @@ def completion(
         task_id=task.task_id,
         execution_id=task.execution_id,
         node_id=task.node_id,
+        workflow_id=task.workflow_id,  # as a worker sends it: the one-statement paths need it
         attempt=task.attempt if attempt is None else attempt,
         ok=error is None,
         output=output if error is None else None,
