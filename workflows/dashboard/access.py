@@ -5,26 +5,21 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 
-from workflows import selectors
+from workflows import selectors, services
 from workflows.dashboard.responses import not_found
 
 
 def permission_required(permission: str) -> Callable[[Callable], Callable]:
     """Logged in (else the dashboard's login page) and holding `permission`; others get the 403
-    page naming it, rather than the admin's login, which would not help them."""
+    page naming it (the services' own refusal), rather than the admin's login, which would not
+    help them."""
 
     def decorate(view: Callable) -> Callable:
         @login_required
         @wraps(view)
         def guarded(request, *args, **kwargs):
-            if not request.user.has_perm(permission):
-                raise PermissionDenied(
-                    f"This page takes the {permission} permission, which your account "
-                    f"({request.user.get_username()}) does not have. Ask an administrator to add you "
-                    "to the operators group if you need it."
-                )
+            services.permission_require(request.user, None, permission, "open this page")
             return view(request, *args, **kwargs)
 
         return guarded
