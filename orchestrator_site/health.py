@@ -1,8 +1,8 @@
 """/health: PostgreSQL and Redis reachable, and how far behind the streams are."""
 
-from django.db import connection
 from django.http import JsonResponse
 
+from workflows import statements
 from workflows.streams import get_streams
 
 
@@ -10,8 +10,7 @@ def health(request):
     """Open endpoint for load balancers; 503 when a dependency is down."""
     checks: dict = {}
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+        statements.database_ping()
         checks["database"] = "ok"
     except Exception as exc:  # any failure to reach the database is "down", whatever the driver says
         checks["database"] = f"down: {exc.__class__.__name__}"

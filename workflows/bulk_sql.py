@@ -1,6 +1,6 @@
-"""Raw SQL for the hot paths, portable between PostgreSQL and SQLite: set-based
-UPDATE ... FROM <rows> RETURNING and INSERT ... SELECT <rows>, prepared statements, pipelined
-transactions, and reading raw values back.
+"""The machinery under `statements.py`, portable between PostgreSQL and SQLite: one state
+transition as a `SetUpdate` run over rows from Python (`update_from_values`), INSERT ... SELECT
+<rows>, row tables, prepared cursors, pipelined transactions, and reading raw values back.
 
 The orchestrator changes many rows per batch, each with its own values; one statement per batch
 instead of one per row is what keeps the hot path O(round trips per batch), not per task. On
@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,37 +62,53 @@ INDEX_PATHS_ONLY = "SET LOCAL enable_seqscan = off"
 SQLITE_CHUNK_ROWS = 1000
 
 
+@dataclass(frozen=True)
+class SetUpdate:
+    """`UPDATE table SET assignments FROM <source> WHERE where RETURNING returning`: one state
+    transition, written once and run either alone on rows from Python (`update_from_values`) or
+    as a CTE of a larger statement on rows another CTE produced (`sql`). `assignments` name the
+    table's own columns unqualified and the source's as `alias.column`; `where` qualifies the
+    table's as `{table}.column`."""
+
+    table: str
+    alias: str
+    assignments: str
+    where: str
+    returning: str = ""
+
+    def sql(self, source: str, *, returning: bool = True) -> str:
+        """The statement over `source`, a FROM item that must be named `alias`."""
+        tail = f" RETURNING {self.returning}" if returning and self.returning else ""
+        return f"UPDATE {self.table} SET {self.assignments} FROM {source} WHERE {self.where}{tail}"  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
+
+
 def update_from_values(
-    table: str,
+    update: SetUpdate,
     *,
     columns: Sequence[tuple[str, str]],
     rows: Sequence[Sequence[Any]],
-    assignments: str,
-    where: str,
-    returning: str = "",
+    fetch: bool = True,
 ) -> list[tuple]:
-    """`UPDATE table SET assignments FROM <rows as v> WHERE where RETURNING returning`.
-
-    `columns` are (name, kind) pairs; refer to them as `v.name` and to the table's own columns
-    unqualified in `assignments` and as `{table}.col` in `where`. Only identifiers and
-    expressions written in this codebase are interpolated; every value is a parameter.
-    """
+    """Run `update` over rows from Python, each row one tuple of `columns` ((name, kind) pairs).
+    Without `fetch` nothing is read back, so in a pipeline it costs no round trip of its own.
+    Only identifiers and expressions written in this codebase are interpolated; every value is a
+    parameter."""
     if not rows:
         return []
-    names = ", ".join(name for name, _ in columns)
-    tail = f" RETURNING {returning}" if returning else ""
+    returning = fetch and bool(update.returning)
     with hot_cursor() as cursor:
         if connection.vendor == "postgresql":
-            values, params = rows_table(columns, rows, alias="v")
-            cursor.execute(f"UPDATE {table} SET {assignments} FROM {values} WHERE {where}{tail}", params)  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
+            values, params = rows_table(columns, rows, alias=update.alias)
+            cursor.execute(update.sql(values, returning=returning), params)
             return cursor.fetchall() if returning else []
         results: list[tuple] = []
+        names = ", ".join(name for name, _ in columns)
         row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
         for start in range(0, len(rows), SQLITE_CHUNK_ROWS):
             chunk = rows[start : start + SQLITE_CHUNK_ROWS]
             cursor.execute(
-                f"WITH v ({names}) AS (VALUES {', '.join([row_sql] * len(chunk))}) "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
-                f"UPDATE {table} SET {assignments} FROM v WHERE {where}{tail}",
+                f"WITH {update.alias} ({names}) AS (VALUES {', '.join([row_sql] * len(chunk))}) "  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
+                + update.sql(update.alias, returning=returning),
                 _flat(columns, chunk),
             )
             if returning:

@@ -3,11 +3,10 @@
 import uuid
 from collections import OrderedDict
 
-from workflows.bulk_sql import db_uuid, from_db_json, hot_cursor
+from workflows import statements
+from workflows.bulk_sql import from_db_json
 from workflows.dag import Dag, from_definition
-from workflows.models import Workflow
 
-WORKFLOW = Workflow._meta.db_table
 DAG_CACHE_SIZE = 512
 _dags: OrderedDict = OrderedDict()
 
@@ -17,9 +16,7 @@ def dag_for(workflow_id: uuid.UUID) -> Dag:
     key = str(workflow_id)
     dag = _dags.get(key)
     if dag is None:
-        with hot_cursor() as cursor:
-            cursor.execute(f"SELECT dag, name FROM {WORKFLOW} WHERE id = %s", [db_uuid(workflow_id)])  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
-            definition, name = cursor.fetchone()
+        definition, name = statements.workflow_definition(workflow_id)
         dag = from_definition(from_db_json(definition), name=name)
         remember_dag(key, dag)
     return dag

@@ -8,13 +8,11 @@ from django.utils import timezone
 
 from dlq.models import DeadLetter, dead_letter_record
 from resilience.retry import RetryPolicy
-from workflows.bulk_sql import (
-    update_from_values,
-)
+from workflows import statements
 from workflows.dispatch import Dispatch, load_outputs, task_message
 from workflows.messages import SCHEMA_VERSION, CompletionMessage, from_epoch
 from workflows.models import TaskAttempt, TaskRun
-from workflows.runs import TASKRUN, Run
+from workflows.runs import Run
 from workflows.templating import TemplateError
 
 
@@ -57,16 +55,7 @@ def handle_failures(
             retries.append((run, completion, config, now + wait))
     if retries:
         load_outputs((run, c.node_id) for run, c, _, _ in retries)
-        returned = update_from_values(
-            TASKRUN,
-            columns=[("v_task", "int"), ("v_due", "timestamp")],
-            rows=[(c.task_id, from_epoch(due)) for _, c, _, due in retries],
-            assignments=f"status = '{TaskRun.Status.QUEUED}', attempt = attempt + 1, queued_at = v.v_due, "
-            "finished_at = NULL",
-            where=f"{TASKRUN}.id = v.v_task",
-            returning="id, attempt",
-        )
-        attempts = dict(returned)
+        attempts = statements.queue_retries([(c.task_id, from_epoch(due)) for _, c, _, due in retries])
         dispatch.delayed.extend(
             (task_message(run, c.node_id, c.task_id, attempts[c.task_id], config), due)
             for run, c, config, due in retries

@@ -7,16 +7,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import connection
-
-from workflows.bulk_sql import db_uuid, from_db_datetime, from_db_json, hot_cursor
+from workflows import statements
+from workflows.bulk_sql import from_db_datetime, from_db_json
 from workflows.dag import Dag
 from workflows.dag_cache import dag_for
-from workflows.models import Execution, TaskRun
+from workflows.models import Execution
 from workflows.templating import PARAMS
-
-TASKRUN = TaskRun._meta.db_table
-EXECUTION = Execution._meta.db_table
 
 
 @dataclass
@@ -75,20 +71,10 @@ class Run:
         """A dead letter written in this transaction: its `workflow:dlq` event goes out after."""
         self.dead_letters.append(event)
 
-    def settle(self) -> bool:
-        """Count the nodes finished in this transaction and end the execution if it is over:
-        FAILED on a failure, COMPLETED when nothing is left. True if anything changed to write.
-        Counted once: a second call in the same transaction changes nothing more."""
-        if self.failure is not None:
-            self.status, self.unfinished = Execution.Status.FAILED, 0
-            return True
-        if not self.finished:
-            return False
-        self.unfinished -= self.finished
-        self.finished = 0
-        if self.unfinished <= 0:
-            self.status, self.unfinished = Execution.Status.COMPLETED, 0
-        return True
+    def counted(self, status: str, unfinished: int) -> None:
+        """What `engine.finish_runs` wrote: the nodes finished in this transaction are counted
+        (once), and the execution may have ended."""
+        self.status, self.unfinished, self.finished = status, unfinished, 0
 
     @property
     def ended(self) -> bool:
@@ -106,31 +92,11 @@ def run_snapshot(execution_id: uuid.UUID) -> Run:
 
 
 def _runs(ids: list[uuid.UUID], *, lock: bool) -> dict[str, Run]:
-    if not ids:
-        return {}
-    with hot_cursor() as cursor:
-        select_runs(cursor, ids, lock=lock)
-        return runs_from(cursor.fetchall())
-
-
-def select_runs(cursor, ids: list[uuid.UUID], *, lock: bool) -> None:
-    """Send the executions' SELECT (FOR UPDATE); the caller reads the cursor when it needs them.
-    Raw SQL: this runs first in every orchestrator transaction, and building it with the ORM
-    cost more than the query itself."""
-    if connection.vendor == "postgresql":
-        where, params = "id = ANY(%s)", [ids]
-    else:
-        where, params = f"id IN ({', '.join(['%s'] * len(ids))})", [db_uuid(i) for i in ids]
-    sql = (
-        f"SELECT id, status, params, unfinished_tasks, workflow_id, deadline FROM {EXECUTION} "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
-        f"WHERE {where} ORDER BY id"
-    )
-    if lock and connection.features.has_select_for_update:
-        sql += " FOR UPDATE"
-    cursor.execute(sql, params)
+    return runs_from(statements.executions_select(ids, lock=lock))
 
 
 def runs_from(rows: list[tuple]) -> dict[str, Run]:
+    """Runs from `statements.select_runs` rows, keyed by str(id)."""
     runs = {}
     for execution_id, status, params, unfinished, workflow_id, deadline in rows:
         execution_id = uuid.UUID(str(execution_id))

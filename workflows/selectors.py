@@ -5,11 +5,10 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import QuerySet
 
-from workflows import permissions
-from workflows.bulk_sql import db_uuid, from_db_datetime, from_db_json, hot_cursor
+from workflows import permissions, statements
+from workflows.bulk_sql import from_db_datetime, from_db_json
 from workflows.models import Execution, TaskRun, Workflow
 from workflows.streams import get_streams
 
@@ -42,26 +41,7 @@ def execution_status_for(user, execution_id: uuid.UUID) -> dict | None:
 
     The endpoint clients poll: one indexed query in raw SQL, the node states aggregated as JSON
     by the database (building it with the ORM cost more than running it)."""
-    execution, workflow, taskrun = Execution._meta.db_table, Workflow._meta.db_table, TaskRun._meta.db_table
-    if connection.vendor == "postgresql":
-        nodes = (
-            "(SELECT coalesce(json_agg(json_build_array(t.node_id, t.status, t.id, t.attempt) ORDER BY t.id), "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
-            "'[]'::json) "
-            f"FROM {taskrun} t WHERE t.execution_id = e.id)"
-        )
-    else:
-        nodes = (
-            "(SELECT json_group_array(json_array(t.node_id, t.status, t.id, t.attempt)) FROM "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
-            f"(SELECT node_id, status, id, attempt FROM {taskrun} WHERE execution_id = e.id ORDER BY id) t)"
-        )
-    with hot_cursor() as cursor:
-        cursor.execute(
-            "SELECT e.workflow_id, w.name, e.status, e.params, e.error, e.total_tasks, e.created_at, "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
-            f"e.started_at, e.finished_at, e.deadline, e.owner_id, {nodes} FROM {execution} e "
-            f"JOIN {workflow} w ON w.id = e.workflow_id WHERE e.id = %s",
-            [db_uuid(execution_id)],
-        )
-        row = cursor.fetchone()
+    row = statements.execution_status_row(execution_id)
     if row is None or not may_see(user, row[10]):
         return None
     nodes = from_db_json(row[11])
@@ -102,12 +82,7 @@ def execution_status_waiting(user, execution_id: uuid.UUID, wait_seconds: float)
     whichever comes first. The wait is one blocking Redis read woken by whoever ends it, so a
     client learns of the end at once without polling the database in a loop."""
     if wait_seconds > 0:
-        with hot_cursor() as cursor:
-            cursor.execute(
-                f"SELECT status, owner_id FROM {Execution._meta.db_table} WHERE id = %s",  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
-                [db_uuid(execution_id)],
-            )
-            row = cursor.fetchone()
+        row = statements.execution_status_and_owner(execution_id)
         if row is None or not may_see(user, row[1]):
             return None
         if row[0] not in Execution.TERMINAL:

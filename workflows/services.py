@@ -1,6 +1,5 @@
 """State transitions a user asks for: submit, start, trigger, cancel. Views and commands call these."""
 
-import functools
 import hashlib
 import json
 import uuid
@@ -9,11 +8,11 @@ from datetime import timedelta
 import structlog
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import connection, models, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from workflows import dag_cache, engine, permissions, runs, selectors
-from workflows.bulk_sql import db_uuid, hot_cursor, insert_rows, model_columns, rows_table
+from workflows import dag_cache, engine, permissions, runs, selectors, statements
+from workflows.bulk_sql import model_columns
 from workflows.dag import Dag, DagError, Limits, check_json_value, parse_workflow
 from workflows.handlers import config_checks
 from workflows.models import Execution, TaskRun, Workflow
@@ -120,23 +119,6 @@ def _new_execution(workflow: Workflow, owner, dag: Dag) -> Execution:
     )
 
 
-def _open_executions_allowed(owner_id: int | None) -> tuple[str, list]:
-    """A query answering whether `owner_id` may create another execution: fewer than
-    MAX_OPEN_EXECUTIONS_PER_USER (0: no cap) of theirs PENDING or RUNNING. A count bounded by the
-    cap, on the partial index `execution_owner_open`. It runs inside the INSERT statement, so the
-    cap costs the submit path no round trip. Submits racing at the cap may all pass and go a few
-    over: a guard against runaways, not a quota to the unit."""
-    cap = settings.MAX_OPEN_EXECUTIONS_PER_USER if owner_id is not None else 0
-    # The statuses are literals, not parameters: a prepared statement's generic plan can then use
-    # the partial index, instead of walking all of the owner's executions ever.
-    return (
-        f"SELECT %s OR count(*) < %s FROM (SELECT 1 FROM {Execution._meta.db_table} "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
-        f"WHERE owner_id = %s AND status IN ('{Execution.Status.PENDING}', '{Execution.Status.RUNNING}') "
-        "LIMIT %s) AS open_executions",
-        [not cap, cap, owner_id, cap],
-    )
-
-
 def _too_many_open_executions() -> TooManyOpenExecutions:
     cap = settings.MAX_OPEN_EXECUTIONS_PER_USER
     return TooManyOpenExecutions(
@@ -161,70 +143,25 @@ TASK_RUN_COLUMNS = model_columns(
 
 
 def _insert_new(execution: Execution, dag: Dag, *, workflow: Workflow | None = None) -> None:
-    """INSERT a new execution (after its new workflow, at submit) and one PENDING TaskRun per node.
-
-    Raw SQL: compiling the ORM's INSERTs cost more than running them. On PostgreSQL it is one
-    statement of data-modifying CTEs (atomic on its own: no BEGIN and COMMIT round trips),
-    prepared server-side once hot. TooManyOpenExecutions, and nothing written, when the owner is
-    at MAX_OPEN_EXECUTIONS_PER_USER."""
+    """Write a new execution (after its new workflow, at submit) and one PENDING TaskRun per node,
+    in one statement on PostgreSQL. TooManyOpenExecutions, and nothing written, when the owner is
+    at MAX_OPEN_EXECUTIONS_PER_USER: a guard against runaways, not a quota to the unit (submits
+    racing at the cap may all pass)."""
     instances = [workflow, execution] if workflow else [execution]
-    allowed, allowed_params = _open_executions_allowed(execution.owner_id)
-    rows = [
-        (execution.id, node.id, node.handler, TaskRun.Status.PENDING, 0, 0, len(node.dependencies), "")
-        for node in dag.nodes.values()
-    ]
-    if connection.vendor == "postgresql":
-        inserts = [_insert_sql(instance, when="(SELECT ok FROM allowed)") for instance in instances]
-        task_runs, task_run_params = rows_table(TASK_RUN_COLUMNS, rows, alias="t")
-        ctes = ", ".join(f"new_{n} AS ({sql})" for n, (sql, _) in enumerate(inserts))
-        with hot_cursor() as cursor:
-            cursor.execute(
-                f"WITH allowed (ok) AS ({allowed}), {ctes} INSERT INTO {TaskRun._meta.db_table} "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
-                f"({', '.join(name for name, _ in TASK_RUN_COLUMNS)}) SELECT * FROM {task_runs} "
-                "WHERE (SELECT ok FROM allowed)",
-                [*allowed_params, *(p for _, params in inserts for p in params), *task_run_params],
-            )
-            if cursor.rowcount == 0:  # a DAG has nodes: no task run written means `allowed` said no
-                raise _too_many_open_executions()
-    else:
-        # Refused after the atomic block, as on PostgreSQL: raised inside it, the error would
-        # mark a caller's enclosing transaction (savepoint=False) as broken.
-        with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-            cursor.execute(allowed, allowed_params)
-            is_allowed = cursor.fetchone()[0]
-            if is_allowed:
-                for sql, params in (_insert_sql(instance) for instance in instances):
-                    cursor.execute(sql, params)
-                insert_rows(TaskRun._meta.db_table, columns=TASK_RUN_COLUMNS, rows=rows)
-        if not is_allowed:
-            raise _too_many_open_executions()
+    written = statements.insert_new(
+        instances,
+        owner_id=execution.owner_id,
+        cap=settings.MAX_OPEN_EXECUTIONS_PER_USER,
+        task_run_columns=TASK_RUN_COLUMNS,
+        task_runs=[
+            (execution.id, node.id, node.handler, TaskRun.Status.PENDING, 0, 0, len(node.dependencies), "")
+            for node in dag.nodes.values()
+        ],
+    )
+    if not written:
+        raise _too_many_open_executions()
     for instance in instances:
         instance._state.adding, instance._state.db = False, connection.alias
-
-
-def _insert_sql(instance: models.Model, *, when: str | None = None) -> tuple[str, list]:
-    """The INSERT Model.save() would run for a new instance with a client-side primary key,
-    defaults and auto_now_add included; with `when`, only if that SQL condition holds."""
-    fields = instance._meta.local_concrete_fields
-    return (
-        _insert_text(type(instance), when),
-        [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields],
-    )
-
-
-@functools.cache
-def _insert_text(model: type[models.Model], when: str | None) -> str:
-    """Built once per model: the column types of the casts cost more to look up than the INSERT
-    takes to run. With `when` (PostgreSQL) the values are cast, as a SELECT does not take its
-    types from the target columns the way VALUES does."""
-    quote = connection.ops.quote_name
-    fields = model._meta.local_concrete_fields
-    if when is None:
-        source = f"VALUES ({', '.join(['%s'] * len(fields))})"
-    else:
-        source = f"SELECT {', '.join(f'%s::{f.cast_db_type(connection)}' for f in fields)} WHERE {when}"
-    columns = ", ".join(quote(f.column) for f in fields)
-    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) {source}"
 
 
 def execution_to_trigger(*, viewer, raw_id: str) -> Execution:
@@ -233,13 +170,7 @@ def execution_to_trigger(*, viewer, raw_id: str) -> Execution:
     One raw indexed query: on the trigger hot path the ORM's select_related cost several times
     the query. The other fields are deferred, as with `.only()`."""
     execution_id = parse_execution_id(raw_id)
-    with hot_cursor() as cursor:
-        cursor.execute(
-            f"SELECT e.workflow_id, e.owner_id, w.timeout_seconds FROM {Execution._meta.db_table} e "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
-            f"JOIN {Workflow._meta.db_table} w ON w.id = e.workflow_id WHERE e.id = %s",
-            [db_uuid(execution_id)],
-        )
-        row = cursor.fetchone()
+    row = statements.trigger_target(execution_id)
     if row is None or not selectors.may_see(viewer, row[1]):
         raise NotFound(f"no execution with id {raw_id!r}")
     permission_require(viewer, row[1], permissions.RUN_ANY_EXECUTION, "trigger another user's execution")
@@ -259,29 +190,21 @@ def execution_trigger(*, execution: Execution, params: dict) -> Execution:
     now = timezone.now()
     timeout = execution.workflow.timeout_seconds
     deadline = now + timedelta(seconds=timeout) if timeout else None
-    messages = engine.execution_start_at_once(execution.id, execution.workflow_id, params, deadline)
-    run = None
-    if messages is None:  # the general path, under the execution's lock
-        with transaction.atomic():
-            run = runs.lock_runs([execution.id]).get(str(execution.id))
-            if run is None:
-                raise NotFound("execution not found")
-            if run.status != Execution.Status.PENDING:
-                raise Conflict(
-                    f"execution is {run.status}; only a PENDING execution can be triggered",
-                    code="not_pending",
-                )
-            _update_row(
-                execution, status=Execution.Status.RUNNING, started_at=now, params=params, deadline=deadline
-            )
-            run.start(params, deadline)
-            messages = engine.execution_start(run)
-    dead_letters = run.dead_letters if run else []
+    try:
+        triggered = engine.execution_trigger(execution.id, execution.workflow_id, params, deadline)
+    except engine.TriggerRefused as refused:
+        if refused.status is None:
+            raise NotFound("execution not found") from None
+        raise Conflict(
+            f"execution is {refused.status}; only a PENDING execution can be triggered", code="not_pending"
+        ) from None
     streams = get_streams()
     # Committed by now (or, inside a caller's transaction, published once that commits).
-    transaction.on_commit(lambda: streams.publish_tasks(messages, dead_letters=dead_letters), robust=True)
-    log.info("execution_triggered", execution_id=str(execution.id), roots=len(messages))
-    execution.status = run.status if run else Execution.Status.RUNNING
+    transaction.on_commit(
+        lambda: streams.publish_tasks(triggered.tasks, dead_letters=triggered.dead_letters), robust=True
+    )
+    log.info("execution_triggered", execution_id=str(execution.id), roots=len(triggered.tasks))
+    execution.status = triggered.status
     execution.params, execution.started_at, execution.deadline = params, now, deadline
     return execution
 
@@ -312,20 +235,6 @@ def _check_root_configs(dag: Dag, params: dict) -> None:
             ) from None
         except TemplateError:
             pass  # the run reports it, as the node's failure
-
-
-def _update_row(instance: models.Model, **values) -> None:
-    """UPDATE one row's columns, each value prepared by its model field as QuerySet.update() would,
-    without compiling the ORM's UPDATE (on the trigger hot path that cost more than running it)."""
-    meta, quote = instance._meta, connection.ops.quote_name
-    fields = [meta.get_field(name) for name in values]
-    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
-    params = [f.get_db_prep_save(value, connection) for f, value in zip(fields, values.values(), strict=True)]
-    with hot_cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s",  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
-            [*params, meta.pk.get_db_prep_value(instance.pk, connection)],
-        )
 
 
 def workflow_start(*, workflow: Workflow, params: object, owner) -> Execution:
