@@ -23,7 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from resilience.clock import SYSTEM, Clock
-from workflows import metrics, statements
+from workflows import metrics, signals, statements
 from workflows.bulk_sql import from_db_json, index_paths_only
 from workflows.conditions import ConditionError
 from workflows.dag_cache import dag_for
@@ -105,10 +105,14 @@ def completions_commit_at_once(completions: list[CompletionMessage]) -> Dispatch
     live = [c for c in unique if _is_live(c, runs)]
     recorded = [c for c in live if (c.task_id, c.attempt) in accepted]
     for completion in recorded:
-        runs[completion.execution_id].outputs[completion.node_id] = completion.output
+        runs[completion.execution_id].node_succeeded(completion.node_id, completion.output)
     ready = _ready_children(runs, at_once.released)
     load_outputs((run, node_id) for run, node_id, _, _ in ready)
     _count_outcomes(runs, recorded)
+    for execution_id, status in at_once.counted:
+        run = runs[str(uuid.UUID(str(execution_id)))]
+        run.counted(status, run.unfinished)
+    signals.send_after_commit(runs.values())
     duplicates = [c for c in live if (c.task_id, c.attempt) not in accepted]
     return Dispatch(
         tasks=[
@@ -116,11 +120,7 @@ def completions_commit_at_once(completions: list[CompletionMessage]) -> Dispatch
             for run, node_id, pk, attempt in ready
         ]
         + _children_left_queued(duplicates, runs),
-        finished=[
-            str(uuid.UUID(str(execution_id)))
-            for execution_id, status in at_once.counted
-            if status == Execution.Status.COMPLETED
-        ],
+        finished=[str(run.id) for run in runs.values() if run.ended_now],
     )
 
 
@@ -289,6 +289,7 @@ def finish_runs(runs: Iterable[Run]) -> list[str]:
     (EXECUTIONS_COUNTED decides: FAILED on a failure, COMPLETED when nothing is left); a failed
     one's open tasks are cancelled. Returns the ids of the executions that ended."""
     now = timezone.now()
+    runs = list(runs)
     rows, by_id = [], {}
     for run in runs:
         if run.failure is not None:
@@ -297,13 +298,10 @@ def finish_runs(runs: Iterable[Run]) -> list[str]:
             continue
         rows.append((run.id, run.finished, run.failure, now))
         by_id[str(run.id)] = run
-    ended = []
     for execution_id, status, unfinished in statements.count_finished(rows):
-        run = by_id[str(uuid.UUID(str(execution_id)))]
-        run.counted(status, unfinished)
-        if run.ended:
-            ended.append(str(run.id))
-    return ended
+        by_id[str(uuid.UUID(str(execution_id)))].counted(status, unfinished)
+    signals.send_after_commit(runs)
+    return [run_id for run_id, run in by_id.items() if run.ended_now]
 
 
 def _outcome_rows(completions: list[CompletionMessage]) -> list[tuple]:
@@ -377,5 +375,5 @@ def _mark_skipped(skipped: list[tuple[Run, str, int]]) -> None:
     TaskRun.objects.filter(id__in=[pk for _, _, pk in skipped]).update(
         status=TaskRun.Status.SKIPPED, finished_at=timezone.now()
     )
-    for run, _, _ in skipped:
-        run.node_skipped()
+    for run, node_id, _ in skipped:
+        run.node_skipped(node_id)

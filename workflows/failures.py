@@ -113,6 +113,6 @@ def fail_before_dispatch(run: Run, node_id: str, pk: int, exc: Exception) -> Non
     TaskRun.objects.filter(id=pk).update(
         status=TaskRun.Status.FAILED, error=error, finished_at=timezone.now()
     )
-    run.fail(node_id, error)
+    run.node_failed(node_id, error)
     attempt = TaskRun.objects.values_list("attempt", flat=True).get(pk=pk)
     dead_letter(run, node_id, pk, attempt, run.dag.nodes[node_id].config, error)

@@ -11,7 +11,7 @@ from workflows import statements
 from workflows.bulk_sql import from_db_datetime, from_db_json
 from workflows.dag import Dag
 from workflows.dag_cache import dag_for
-from workflows.models import Execution
+from workflows.models import Execution, TaskRun
 from workflows.templating import PARAMS
 
 
@@ -31,6 +31,10 @@ class Run:
     failure: dict | None = None
     # `workflow:dlq` events for dead letters written in this transaction, published after it.
     dead_letters: list = field(default_factory=list)
+    # (node id, status) of the tasks that ended in this transaction, and whether the execution
+    # did: what `workflows.signals` sends after commit.
+    ended_tasks: list = field(default_factory=list)
+    ended_now: bool = False
 
     def scope(self) -> dict:
         return {**self.outputs, PARAMS: self.params}
@@ -48,14 +52,17 @@ class Run:
     def node_succeeded(self, node_id: str, output) -> None:
         self.finished += 1
         self.outputs[node_id] = output
+        self.ended_tasks.append((node_id, TaskRun.Status.COMPLETED))
 
-    def node_skipped(self) -> None:
+    def node_skipped(self, node_id: str) -> None:
         self.finished += 1
+        self.ended_tasks.append((node_id, TaskRun.Status.SKIPPED))
 
     def node_failed(self, node_id: str, error: dict) -> None:
         """A node failed for good: it is finished, and the execution fails (with the first such
         node's error)."""
         self.finished += 1
+        self.ended_tasks.append((node_id, TaskRun.Status.FAILED))
         self.fail(node_id, error)
 
     def fail(self, node_id: str, error: dict) -> None:
@@ -75,10 +82,7 @@ class Run:
         """What `engine.finish_runs` wrote: the nodes finished in this transaction are counted
         (once), and the execution may have ended."""
         self.status, self.unfinished, self.finished = status, unfinished, 0
-
-    @property
-    def ended(self) -> bool:
-        return self.status in Execution.TERMINAL
+        self.ended_now = status in Execution.TERMINAL
 
 
 def lock_runs(execution_ids: Iterable[str | uuid.UUID]) -> dict[str, Run]:

@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.utils import timezone
 
-from workflows import dag_cache, engine, permissions, runs, selectors, statements
+from workflows import dag_cache, engine, permissions, runs, selectors, signals, statements
 from workflows.bulk_sql import model_columns
 from workflows.dag import Dag, DagError, Limits, check_json_value, parse_workflow
 from workflows.handlers import config_checks
@@ -296,6 +296,7 @@ def execution_stop(*, execution_id: uuid.UUID, status: str, error: dict) -> bool
         Execution.objects.filter(pk=execution_id).update(status=status, finished_at=now, error=error)
         streams = get_streams()
         transaction.on_commit(lambda: streams.set_cancelled(str(execution_id)), robust=True)
+        signals.execution_stopped(str(execution_id), run.workflow_id, status)
     log.info("execution_stopped", execution_id=str(execution_id), status=status)
     return True
 
