@@ -261,6 +261,10 @@ DAG_MAX_RETRY_ATTEMPTS = env_int("DAG_MAX_RETRY_ATTEMPTS", 100)
 PARAMS_MAX_BYTES = env_int("PARAMS_MAX_BYTES", 64 * 1024)
 RENDERED_CONFIG_MAX_BYTES = env_int("RENDERED_CONFIG_MAX_BYTES", 256 * 1024)
 OUTPUT_MAX_BYTES = env_int("OUTPUT_MAX_BYTES", 1024 * 1024)
+# The most items a `map_over` node runs (a longer list fails the node: `map_too_wide`).
+MAP_MAX_ITEMS = env_int("MAP_MAX_ITEMS", 1000)
+# How deep sub-workflows may nest (a workflow that runs itself fails at this depth).
+SUBWORKFLOW_MAX_DEPTH = env_int("SUBWORKFLOW_MAX_DEPTH", 5)
 MAX_OPEN_EXECUTIONS_PER_USER = env_int("MAX_OPEN_EXECUTIONS_PER_USER", 1000)  # 0: unlimited
 API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 500)
 ORCHESTRATOR_BATCH_SIZE = env_int("ORCHESTRATOR_BATCH_SIZE", 500)

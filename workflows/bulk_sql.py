@@ -116,23 +116,31 @@ def update_from_values(
         return results
 
 
-def insert_rows(table: str, *, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> None:
-    """INSERT many rows without model instances or ORM compilation (a 1,000-node submit)."""
+def insert_rows(
+    table: str, *, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]], returning: str = ""
+) -> list[tuple]:
+    """INSERT many rows without model instances or ORM compilation (a 1,000-node submit);
+    with `returning`, the inserted rows' columns (in no particular order)."""
     if not rows:
-        return
+        return []
     names = ", ".join(name for name, _ in columns)
+    tail = f" RETURNING {returning}" if returning else ""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             values, params = rows_table(columns, rows, alias="v")
-            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {values}", params)  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
-            return
+            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {values}{tail}", params)  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
+            return cursor.fetchall() if returning else []
+        results: list[tuple] = []
         row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
         for start in range(0, len(rows), SQLITE_CHUNK_ROWS):
             chunk = rows[start : start + SQLITE_CHUNK_ROWS]
             cursor.execute(
-                f"INSERT INTO {table} ({names}) VALUES {', '.join([row_sql] * len(chunk))}",  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
+                f"INSERT INTO {table} ({names}) VALUES {', '.join([row_sql] * len(chunk))}{tail}",  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
                 _flat(columns, chunk),
             )
+            if returning:
+                results.extend(cursor.fetchall())
+        return results
 
 
 def rows_table(

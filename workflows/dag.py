@@ -5,6 +5,7 @@ the problem. All checks are O(V+E) except the ancestor check for templates, whic
 integer bitset per node (fast even at the 10,000-node limit).
 """
 
+import functools
 import re
 from collections import deque
 from collections.abc import Collection, Mapping
@@ -19,7 +20,11 @@ from workflows.conditions import Condition, ConditionError, compile_condition
 # message and status answer.
 NODE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 WORKFLOW_KEYS = {"name", "description", "dag", "timeout_seconds", "strict_templates"}
-NODE_KEYS = {"id", "handler", "dependencies", "config", "condition", "retry", "timeout_seconds"}
+NODE_KEYS = {"id", "handler", "dependencies", "config", "condition", "retry", "timeout_seconds", "map_over"}
+# In the templates of a node with `map_over`: the item it runs for and the item's position.
+ITEM, INDEX = "item", "index"
+# The handler the engine runs itself, never a worker: a child execution of another workflow.
+SUBWORKFLOW = "workflow"
 RETRY_KEYS = {"max_attempts", "backoff_base", "backoff_max", "jitter"}
 
 
@@ -73,9 +78,11 @@ class Node:
     references: frozenset[str] = frozenset()
     retry: dict | None = None
     timeout_seconds: float | None = None
-    # No condition and no template at all: the node runs with its config as written, so the
-    # orchestrator can queue it in SQL without evaluating anything.
+    # No condition, no template and no map at all: the node runs with its config as written, so
+    # the orchestrator can queue it in SQL without evaluating anything.
     static: bool = False
+    # `map_over`: the path (`{{ path }}` as written) of the list the node runs once per item of.
+    map_over: str | None = None
 
     def to_json(self) -> dict:
         data: dict[str, Any] = {
@@ -90,7 +97,22 @@ class Node:
             data["retry"] = self.retry
         if self.timeout_seconds is not None:
             data["timeout_seconds"] = self.timeout_seconds
+        if self.map_over is not None:
+            data["map_over"] = f"{{{{ {self.map_over} }}}}"
         return data
+
+
+def map_item_id(node_id: str, index: int) -> str:
+    """The task id of a mapped node's item: `node[3]`. No node id contains `[`."""
+    return f"{node_id}[{index}]"
+
+
+def map_item_of(task_node_id: str) -> tuple[str, int] | None:
+    """(node id, index) if `task_node_id` names an item of a mapped node, else None."""
+    if not task_node_id.endswith("]") or "[" not in task_node_id:
+        return None
+    node_id, _, index = task_node_id[:-1].partition("[")
+    return node_id, int(index)
 
 
 @dataclass(frozen=True)
@@ -105,6 +127,15 @@ class Dag:
     timeout_seconds: float | None = None
     strict_templates: bool = False
     topological_order: tuple[str, ...] = field(default=(), repr=False)
+
+    @functools.cached_property
+    def has_subworkflows(self) -> bool:
+        return any(node.handler == SUBWORKFLOW for node in self.nodes.values())
+
+    def node_of(self, task_node_id: str) -> Node:
+        """The node a task runs: itself, or for an item of a mapped node (`x[3]`) the node `x`."""
+        item = map_item_of(task_node_id)
+        return self.nodes[item[0] if item else task_node_id]
 
     def to_json(self) -> dict:
         """The normalised definition stored with the Workflow; `from_definition` reads it back."""
@@ -298,13 +329,16 @@ def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limit
                 "rate_limit can only tighten the operator's RATE_LIMITS (the stricter applies)",
                 node=node_id,
             )
+    map_over = _parse_map_over(raw.get("map_over"), node_id)
     paths = set(templating.iter_references(config))
     if limits is not None:
-        _check_paths(paths, condition, node_id)
+        _check_paths(paths | ({map_over} if map_over else set()), condition, node_id)
         _check_secret_references(config, condition, node_id)
     # Secrets are the worker's to reveal: they neither make a node dynamic nor name an ancestor.
     references = {path.split(".", 1)[0] for path in paths} - {templating.SECRETS}
-    static = condition is None and not references
+    if map_over is not None:  # the item and its index are not nodes
+        references = (references - {ITEM, INDEX}) | {map_over.split(".", 1)[0]}
+    static = condition is None and not references and map_over is None and handler != SUBWORKFLOW
     if condition is not None:
         references |= condition.references
     references.discard(templating.PARAMS)
@@ -320,7 +354,24 @@ def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limit
         timeout_seconds=_optional_positive_number(
             raw.get("timeout_seconds"), f"node {node_id!r}: 'timeout_seconds'", node=node_id
         ),
+        map_over=map_over,
     )
+
+
+def _parse_map_over(raw: Any, node_id: str) -> str | None:
+    """`map_over` is one template naming a list, `{{ upstream.items }}` or `{{ params.items }}`:
+    returns its path."""
+    if raw is None:
+        return None
+    whole = templating.EXPRESSION.fullmatch(raw.strip()) if isinstance(raw, str) else None
+    if whole is None or whole.group(1).split(".", 1)[0] in {templating.SECRETS, ITEM, INDEX}:
+        raise DagError(
+            f"node {node_id!r}: 'map_over' must be one template naming a list of an ancestor's output "
+            f"or of the params, as {{{{ fetch.items }}}} or {{{{ params.items }}}} (got {_shown(raw)})",
+            code="invalid_map_over",
+            node=node_id,
+        )
+    return whole.group(1)
 
 
 def _check_paths(paths: set[str], condition: Condition | None, node_id: str) -> None:

@@ -27,10 +27,15 @@ class Dispatch:
     def without_failed(self, runs: dict[str, Run]) -> "Dispatch":
         """Drop tasks and retries of executions that failed in this same transaction, and have
         workers drop or stop the tasks of theirs already out there."""
-        alive = [t for t in self.tasks if runs[t.execution_id].failure is None]
-        retries = [(t, due) for t, due in self.delayed if runs[t.execution_id].failure is None]
+
+        def alive(task: TaskMessage) -> bool:  # a sub-workflow's child started here has no Run here
+            run = runs.get(task.execution_id)
+            return run is None or run.failure is None
+
+        tasks = [t for t in self.tasks if alive(t)]
+        retries = [(t, due) for t, due in self.delayed if alive(t)]
         stopped = [execution_id for execution_id, run in runs.items() if run.failure is not None]
-        return Dispatch(alive, retries, self.dead_letters, self.finished, stopped)
+        return Dispatch(tasks, retries, self.dead_letters, self.finished, stopped)
 
     def extend(self, other: "Dispatch") -> None:
         self.tasks += other.tasks
@@ -42,7 +47,7 @@ class Dispatch:
 
 def task_message(run: Run, node_id: str, pk: int, attempt: int, config: dict) -> TaskMessage:
     """The message a worker needs; upstream outputs only for handlers that asked for them."""
-    node = run.dag.nodes[node_id]
+    node = run.dag.node_of(node_id)
     registered = get_handler(node.handler)
     upstream = None
     if registered is not None and registered.upstream:
@@ -68,7 +73,7 @@ def load_outputs(ready: Iterable[tuple[Run, str]]) -> None:
     wanted: dict[str, set[str]] = {}
     runs: dict[str, Run] = {}
     for run, node_id in ready:
-        node = run.dag.nodes[node_id]
+        node = run.dag.node_of(node_id)
         needed = set(node.references)
         registered = get_handler(node.handler)
         if registered is not None and registered.upstream:

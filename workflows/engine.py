@@ -17,23 +17,27 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import structlog
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from resilience.clock import SYSTEM, Clock
-from workflows import metrics, signals, statements
+from workflows import maps, metrics, signals, statements, subworkflows
 from workflows.bulk_sql import from_db_json, index_paths_only
 from workflows.conditions import ConditionError
+from workflows.dag import SUBWORKFLOW, map_item_of
 from workflows.dag_cache import dag_for
 from workflows.dispatch import Dispatch, load_outputs, messages_for_queued, task_message
 from workflows.failures import fail_before_dispatch, handle_failures
 from workflows.messages import CompletionMessage, TaskMessage, from_epoch
 from workflows.models import Execution, TaskRun
 from workflows.runs import Run, lock_runs, runs_from
+from workflows.streams import get_streams
 from workflows.templating import PARAMS, TemplateError, resolve
 
+log = structlog.get_logger(__name__)
 OPEN_TASK_STATES = (TaskRun.Status.PENDING, TaskRun.Status.QUEUED, TaskRun.Status.RUNNING)
 
 
@@ -78,7 +82,11 @@ def completions_apply(completions: list[CompletionMessage], *, clock: Clock = SY
     _count_outcomes(runs, [c for c in live if (c.task_id, c.attempt) in accepted])
     dispatch = Dispatch()
     handle_failures(failed, dispatch, now=clock.time())
-    dispatch.tasks.extend(advance(_release_children(succeeded) if released is None else released))
+    items = [(run, node_id) for run, node_id in succeeded if map_item_of(node_id)]
+    if released is None:
+        released = _release_children([done for done in succeeded if not map_item_of(done[1])])
+    released += _release_children(maps.items_done(items, timezone.now())) if items else []
+    dispatch.tasks.extend(advance(released))
     dispatch.tasks.extend(_children_left_queued(duplicates, runs))
     dispatch.finished = finish_runs(runs.values())
     dispatch.dead_letters = [event for run in runs.values() for event in run.dead_letters]
@@ -92,7 +100,9 @@ def completions_commit_at_once(completions: list[CompletionMessage]) -> Dispatch
     counters are one pipeline: BEGIN, the lock, one statement, COMMIT. Returns None when the
     batch needs the general path (`completions_apply`); call it outside any transaction."""
     unique = _unique(completions)
-    if not one_statement_paths() or not all(c.ok and c.workflow_id for c in unique):
+    if not one_statement_paths() or not all(
+        c.ok and c.workflow_id and not map_item_of(c.node_id) for c in unique
+    ):
         return None
     edges = _edges(unique, with_config=True)
     if edges is None:
@@ -112,7 +122,7 @@ def completions_commit_at_once(completions: list[CompletionMessage]) -> Dispatch
     for execution_id, status in at_once.counted:
         run = runs[str(uuid.UUID(str(execution_id)))]
         run.counted(status, run.unfinished)
-    signals.send_after_commit(runs.values())
+    _ended(list(runs.values()))
     duplicates = [c for c in live if (c.task_id, c.attempt) not in accepted]
     return Dispatch(
         tasks=[
@@ -222,6 +232,8 @@ def _start_at_once(
     configs = {}
     for node_id in dag.roots:
         node = dag.nodes[node_id]
+        if node.map_over is not None or node.handler == SUBWORKFLOW:
+            return None
         try:
             if node.condition is not None and not node.condition.evaluate(scope):
                 return None
@@ -247,19 +259,27 @@ def _start_at_once(
 
 def advance(ready: list[tuple[Run, str, int, int]]) -> list[TaskMessage]:
     """Evaluate conditions and templates of ready nodes (run, node id, task id, current attempt):
-    queue them, or skip them and release their children."""
+    queue them, expand the mapped ones into their items, or skip them and release their
+    children. A mapped node's item here (a re-run) is queued again with its config."""
     messages: list[TaskMessage] = []
+    now = timezone.now()
     while ready:
         load_outputs((run, node_id) for run, node_id, _, _ in ready)
-        queued, skipped = [], []
+        queued, skipped, mapped, items, subs = [], [], [], [], []
         for run, node_id, pk, attempt in ready:
             if run.failure is not None:
+                continue
+            if map_item_of(node_id):
+                items.append((run, node_id, pk))
                 continue
             node = run.dag.nodes[node_id]
             scope = run.scope()
             try:
                 if node.condition is not None and not node.condition.evaluate(scope):
                     skipped.append((run, node_id, pk))
+                    continue
+                if node.map_over is not None:
+                    mapped.append((run, node_id, pk))
                     continue
                 config = resolve(
                     node.config,
@@ -270,11 +290,36 @@ def advance(ready: list[tuple[Run, str, int, int]]) -> list[TaskMessage]:
             except (ConditionError, TemplateError) as exc:
                 fail_before_dispatch(run, node_id, pk, exc)
                 continue
-            queued.append((run, node_id, pk, attempt + 1, config))
+            if node.handler == SUBWORKFLOW:
+                subs.append((run, node_id, pk, config))
+            else:
+                queued.append((run, node_id, pk, attempt + 1, config))
         messages.extend(_mark_queued(queued))
-        _mark_skipped(skipped)
-        ready = _release_children([(run, node_id) for run, node_id, _ in skipped])
+        messages.extend(_items_queued_again(items, now))
+        expanded, completed = maps.expand(mapped, now)
+        messages.extend(expanded)
+        messages.extend(_children_started(subs, now))
+        _mark_skipped(skipped, now)
+        ready = _release_children([(run, node_id) for run, node_id, _ in skipped] + completed)
     return messages
+
+
+def _children_started(subs: list[tuple[Run, str, int, dict]], now: datetime) -> list[TaskMessage]:
+    """Sub-workflow nodes: their children are created and triggered in this transaction; returns
+    the children's roots to publish (their dead letters go out with the parents')."""
+    messages = []
+    parents = {pk: run for run, _, pk, _ in subs}
+    for child, params, deadline in subworkflows.spawn(subs, now):
+        triggered = execution_trigger(child.id, child.workflow_id, params, deadline)
+        messages.extend(triggered.tasks)
+        for event in triggered.dead_letters:
+            parents[child.parent_task_id].dead_lettered(event)
+    return messages
+
+
+def _items_queued_again(items: list[tuple[Run, str, int]], now: datetime) -> list[TaskMessage]:
+    queued = statements.queue_retries([(pk, now) for _, _, pk in items])
+    return [task_message(run, item_id, pk, *queued[pk]) for run, item_id, pk in items]
 
 
 def cancel_open_tasks(execution_id: uuid.UUID, now: datetime) -> None:
@@ -294,14 +339,57 @@ def finish_runs(runs: Iterable[Run]) -> list[str]:
     for run in runs:
         if run.failure is not None:
             cancel_open_tasks(run.id, now)
-        elif not run.finished:
+        elif not (run.finished or run.added):
             continue
-        rows.append((run.id, run.finished, run.failure, now))
+        rows.append((run.id, run.finished, run.added, run.failure, now))
         by_id[str(run.id)] = run
     for execution_id, status, unfinished in statements.count_finished(rows):
         by_id[str(uuid.UUID(str(execution_id)))].counted(status, unfinished)
+    ended = [run for run in by_id.values() if run.ended_now]
+    _ended(runs)
+    for child in subworkflows.live_children([run.id for run in ended if run.failure is not None]):
+        execution_stop(execution_id=child, status=Execution.Status.CANCELLED, error=PARENT_FAILED)
+    return [str(run.id) for run in ended]
+
+
+PARENT_FAILED = {"code": "parent_failed", "message": "the execution that started this sub-workflow failed"}
+
+
+def _ended(runs: list[Run]) -> None:
+    """After commit: signals for the tasks and executions that ended in this transaction, and
+    the completions of the parent nodes of the sub-workflows among them."""
     signals.send_after_commit(runs)
-    return [run_id for run_id, run in by_id.items() if run.ended_now]
+    subworkflows.children_ended(
+        [
+            (run.id, run.parent_task_id, run.status, run.failure)
+            for run in runs
+            if run.ended_now and run.parent_task_id
+        ]
+    )
+
+
+def execution_stop(*, execution_id: uuid.UUID, status: str, error: dict) -> bool | None:
+    """End a live execution as CANCELLED or TIMED_OUT: open tasks CANCELLED, a cancel flag so
+    workers drop its queued tasks and stop running ones, and its live sub-workflows stopped the
+    same way. None if unknown, False if already over."""
+    with transaction.atomic():
+        run = lock_runs([execution_id]).get(str(execution_id))
+        if run is None:
+            return None
+        if run.status in Execution.TERMINAL:
+            return False
+        now = timezone.now()
+        cancel_open_tasks(execution_id, now)
+        Execution.objects.filter(pk=execution_id).update(status=status, finished_at=now, error=error)
+        streams = get_streams()
+        transaction.on_commit(lambda: streams.set_cancelled(str(execution_id)), robust=True)
+        signals.execution_stopped(str(execution_id), run.workflow_id, status)
+        if run.parent_task_id:
+            subworkflows.children_ended([(run.id, run.parent_task_id, status, error)])
+        for child in subworkflows.live_children([execution_id]):
+            execution_stop(execution_id=child, status=status, error=error)
+    log.info("execution_stopped", execution_id=str(execution_id), status=status)
+    return True
 
 
 def _outcome_rows(completions: list[CompletionMessage]) -> list[tuple]:
@@ -360,7 +448,7 @@ def _children_left_queued(duplicates: list[CompletionMessage], runs: dict[str, R
 
 def _count_outcomes(runs: dict[str, Run], recorded: list[CompletionMessage]) -> None:
     for completion in recorded:
-        handler = runs[completion.execution_id].dag.nodes[completion.node_id].handler
+        handler = runs[completion.execution_id].dag.node_of(completion.node_id).handler
         outcome = "ok" if completion.ok else (completion.error or {}).get("category", "unknown")
         metrics.TASK_OUTCOMES.labels(handler, outcome).inc()
         if completion.started_at and completion.finished_at:
@@ -369,11 +457,11 @@ def _count_outcomes(runs: dict[str, Run], recorded: list[CompletionMessage]) -> 
             )
 
 
-def _mark_skipped(skipped: list[tuple[Run, str, int]]) -> None:
+def _mark_skipped(skipped: list[tuple[Run, str, int]], now: datetime) -> None:
     if not skipped:
         return
     TaskRun.objects.filter(id__in=[pk for _, _, pk in skipped]).update(
-        status=TaskRun.Status.SKIPPED, finished_at=timezone.now()
+        status=TaskRun.Status.SKIPPED, finished_at=now
     )
     for run, node_id, _ in skipped:
         run.node_skipped(node_id)

@@ -40,7 +40,7 @@ def handle_failures(
     defaults = default_retry_policy()
     retries, letters = [], []
     for run, completion, (retry_base, config) in failed:
-        node = run.dag.nodes[completion.node_id]
+        node = run.dag.node_of(completion.node_id)
         policy = RetryPolicy.for_node(node.retry, defaults)
         error = completion.error or {"message": "unknown error"}
         used = completion.attempt - retry_base
@@ -55,9 +55,9 @@ def handle_failures(
             retries.append((run, completion, config, now + wait))
     if retries:
         load_outputs((run, c.node_id) for run, c, _, _ in retries)
-        attempts = statements.queue_retries([(c.task_id, from_epoch(due)) for _, c, _, due in retries])
+        queued = statements.queue_retries([(c.task_id, from_epoch(due)) for _, c, _, due in retries])
         dispatch.delayed.extend(
-            (task_message(run, c.node_id, c.task_id, attempts[c.task_id], config), due)
+            (task_message(run, c.node_id, c.task_id, queued[c.task_id][0], config), due)
             for run, c, config, due in retries
         )
     for run, completion, config, error in letters:
@@ -70,7 +70,7 @@ def dead_letter(run: Run, node_id: str, pk: int, attempt: int, config: dict | No
         task_run_id=pk,
         execution_id=run.id,
         node_id=node_id,
-        handler=run.dag.nodes[node_id].handler,
+        handler=run.dag.node_of(node_id).handler,
         config=config,
         attempt=attempt,
         error=error,
@@ -115,4 +115,4 @@ def fail_before_dispatch(run: Run, node_id: str, pk: int, exc: Exception) -> Non
     )
     run.node_failed(node_id, error)
     attempt = TaskRun.objects.values_list("attempt", flat=True).get(pk=pk)
-    dead_letter(run, node_id, pk, attempt, run.dag.nodes[node_id].config, error)
+    dead_letter(run, node_id, pk, attempt, run.dag.node_of(node_id).config, error)

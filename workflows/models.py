@@ -62,6 +62,15 @@ class Execution(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     deadline = models.DateTimeField(null=True, blank=True)
+    # A sub-workflow's execution: the parent's `workflow` task that started it (workflows/subworkflows.py).
+    parent_task = models.ForeignKey(
+        "TaskRun",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="child_executions",
+        db_index=False,  # the partial index below: most executions have no parent
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -84,6 +93,12 @@ class Execution(models.Model):
                 fields=["owner"],
                 name="execution_owner_open",
                 condition=models.Q(status__in=["PENDING", "RUNNING"]),
+            ),
+            # A parent's children, for stopping them with it and linking them in the API.
+            models.Index(
+                fields=["parent_task"],
+                name="execution_parent_task",
+                condition=models.Q(parent_task__isnull=False),
             ),
         ]
 

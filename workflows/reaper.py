@@ -12,7 +12,7 @@ import structlog
 
 from resilience.clock import SYSTEM, Clock
 from resilience.errors import simple_error
-from workflows import dispatch, runs, services
+from workflows import dispatch, runs, services, subworkflows
 from workflows.messages import CompletionMessage, MessageError, decode_task
 from workflows.models import Execution, TaskRun
 from workflows.streams import ORCHESTRATORS_GROUP, WORKERS_GROUP, Entry, Streams
@@ -60,6 +60,7 @@ class Reaper:
             "tasks_reclaimed": self.reclaim_tasks(),
             "completions_reclaimed": self.reclaim_completions(),
             "republished": self.republish_lost(everything=everything),
+            "subworkflows_reported": self.report_ended_subworkflows(),
             "timed_out": self.time_out_executions(),
         }
 
@@ -127,6 +128,17 @@ class Reaper:
         if lost:
             log.warning("tasks_republished", count=len(lost))
         return len(lost)
+
+    def report_ended_subworkflows(self) -> int:
+        """A sub-workflow node still waiting for a child that ended more than
+        `republish_after_seconds` ago lost its completion (a crash between the child's end and
+        the publish): it is published again; a duplicate is fenced off."""
+        cutoff = self.clock.now() - timedelta(seconds=self.config.republish_after_seconds)
+        completions = subworkflows.lost_completions(older_than=cutoff)
+        self.streams.publish_engine_completions(completions)
+        if completions:
+            log.warning("subworkflow_completions_republished", count=len(completions))
+        return len(completions)
 
     def time_out_executions(self) -> int:
         """RUNNING executions past their deadline end TIMED_OUT; what is left is cancelled."""

@@ -9,7 +9,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from dlq.models import DeadLetter
-from workflows import engine, permissions, runs, services
+from workflows import engine, maps, permissions, runs, services
 from workflows.models import Execution, TaskRun
 from workflows.services import Conflict, NotFound
 from workflows.streams import get_streams
@@ -65,12 +65,14 @@ def tasks_resume(run: runs.Run, failed: QuerySet[TaskRun]) -> None:
     (or skipped) and published after commit.
 
     Dependency counters need no repair: a node's counter only ever drops when a parent completes
-    or is skipped, so a re-run node still waits for exactly its unsatisfied parents."""
+    or is skipped, so a re-run node still waits for exactly its unsatisfied parents. A mapped
+    node's count of items left is rebuilt (`maps.resume`)."""
     ended = run.status in Execution.TERMINAL
     again = failed
     if ended:
         again |= TaskRun.objects.filter(execution_id=run.id, status=TaskRun.Status.CANCELLED)
     again.update(status=TaskRun.Status.PENDING, retry_base=F("attempt"), finished_at=None)
+    maps.resume(run)
     streams = get_streams()
     if ended:
         _reopen(run)

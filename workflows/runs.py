@@ -26,8 +26,11 @@ class Run:
     dag: Dag
     workflow_id: str
     deadline: float | None = None
+    owner_id: int | None = None
+    parent_task_id: int | None = None  # a sub-workflow's child: the parent's node that started it
     outputs: dict = field(default_factory=dict)
     finished: int = 0
+    added: int = 0  # tasks this transaction added (a mapped node's items)
     failure: dict | None = None
     # `workflow:dlq` events for dead letters written in this transaction, published after it.
     dead_letters: list = field(default_factory=list)
@@ -53,6 +56,10 @@ class Run:
         self.finished += 1
         self.outputs[node_id] = output
         self.ended_tasks.append((node_id, TaskRun.Status.COMPLETED))
+
+    def items_added(self, count: int) -> None:
+        """A mapped node's items were created: the execution has `count` more tasks to finish."""
+        self.added += count
 
     def node_skipped(self, node_id: str) -> None:
         self.finished += 1
@@ -81,7 +88,7 @@ class Run:
     def counted(self, status: str, unfinished: int) -> None:
         """What `engine.finish_runs` wrote: the nodes finished in this transaction are counted
         (once), and the execution may have ended."""
-        self.status, self.unfinished, self.finished = status, unfinished, 0
+        self.status, self.unfinished, self.finished, self.added = status, unfinished, 0, 0
         self.ended_now = status in Execution.TERMINAL
 
 
@@ -102,7 +109,7 @@ def _runs(ids: list[uuid.UUID], *, lock: bool) -> dict[str, Run]:
 def runs_from(rows: list[tuple]) -> dict[str, Run]:
     """Runs from `statements.select_runs` rows, keyed by str(id)."""
     runs = {}
-    for execution_id, status, params, unfinished, workflow_id, deadline in rows:
+    for execution_id, status, params, unfinished, workflow_id, deadline, owner_id, parent_task_id in rows:
         execution_id = uuid.UUID(str(execution_id))
         deadline = from_db_datetime(deadline)
         runs[str(execution_id)] = Run(
@@ -113,5 +120,7 @@ def runs_from(rows: list[tuple]) -> dict[str, Run]:
             dag=dag_for(uuid.UUID(str(workflow_id))),
             workflow_id=str(uuid.UUID(str(workflow_id))),
             deadline=deadline.timestamp() if deadline else None,
+            owner_id=owner_id,
+            parent_task_id=parent_task_id,
         )
     return runs

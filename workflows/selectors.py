@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 
 from workflows import permissions, statements
 from workflows.bulk_sql import from_db_datetime, from_db_json
+from workflows.dag_cache import dag_for
 from workflows.models import Execution, TaskRun, Workflow
 from workflows.streams import get_streams
 
@@ -52,7 +53,8 @@ def execution_status_for(user, execution_id: uuid.UUID) -> dict | None:
     running = _running_now(queued)
     for node_id in running:
         node_statuses[node_id] = TaskRun.Status.RUNNING
-    workflow_id, name, status, params, error, total, created, started, finished, deadline, *_ = row
+    workflow_id, name, status, params, error, total, created, started, finished, deadline = row[:10]
+    parent_execution, parent_node = row[12:14]
     counts = Counter(node_statuses.values())
     return {
         "execution_id": str(execution_id),
@@ -74,7 +76,24 @@ def execution_status_for(user, execution_id: uuid.UUID) -> dict | None:
         "started_at": from_db_datetime(started),
         "finished_at": from_db_datetime(finished),
         "deadline": from_db_datetime(deadline),
+        "parent": {"execution_id": str(uuid.UUID(str(parent_execution))), "node_id": parent_node}
+        if parent_execution
+        else None,
+        "children": sub_executions(execution_id)
+        if dag_for(uuid.UUID(str(workflow_id))).has_subworkflows
+        else [],
     }
+
+
+def sub_executions(execution_id: uuid.UUID) -> list[dict]:
+    """The child executions its sub-workflow nodes started, oldest first (a node re-run starts
+    another)."""
+    return [
+        {"node_id": node_id, "execution_id": str(child), "status": status}
+        for child, node_id, status in Execution.objects.filter(parent_task__execution_id=execution_id)
+        .order_by("created_at")
+        .values_list("id", "parent_task__node_id", "status")
+    ]
 
 
 def execution_status_waiting(user, execution_id: uuid.UUID, wait_seconds: float) -> dict | None:

@@ -11,11 +11,11 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.utils import timezone
 
-from workflows import dag_cache, engine, permissions, runs, selectors, signals, statements
-from workflows.bulk_sql import model_columns
+from workflows import dag_cache, engine, permissions, selectors, statements
 from workflows.dag import Dag, DagError, Limits, check_json_value, parse_workflow
+from workflows.executions import execution_insert
 from workflows.handlers import config_checks
-from workflows.models import Execution, TaskRun, Workflow
+from workflows.models import Execution, Workflow
 from workflows.streams import get_streams
 from workflows.templating import PARAMS, ConfigTooLarge, TemplateError, json_size, resolve
 
@@ -95,8 +95,7 @@ def workflow_submit(*, payload: object, owner) -> Execution:
         timeout_seconds=dag.timeout_seconds,
         owner=owner,
     )
-    execution = _new_execution(workflow, owner, dag)
-    _insert_new(execution, dag, workflow=workflow)
+    execution = _insert(workflow, dag, owner, new_workflow=True)
     dag_cache.remember_dag(workflow.id, dag)
     return execution
 
@@ -108,15 +107,18 @@ def execution_create(*, workflow: Workflow, owner, dag: Dag | None = None) -> Ex
         owner, workflow.owner_id, permissions.RUN_ANY_EXECUTION, "start another user's workflow"
     )
     dag = dag or dag_cache.dag_for(workflow.id)
-    execution = _new_execution(workflow, owner, dag)
-    _insert_new(execution, dag)
-    return execution
+    return _insert(workflow, dag, owner)
 
 
-def _new_execution(workflow: Workflow, owner, dag: Dag) -> Execution:
-    return Execution(
-        workflow=workflow, total_tasks=len(dag.nodes), unfinished_tasks=len(dag.nodes), owner=owner
+def _insert(workflow: Workflow, dag: Dag, owner, *, new_workflow: bool = False) -> Execution:
+    """TooManyOpenExecutions, and nothing written, when the owner is at
+    MAX_OPEN_EXECUTIONS_PER_USER."""
+    execution = execution_insert(
+        workflow, dag, owner=owner, cap=settings.MAX_OPEN_EXECUTIONS_PER_USER, new_workflow=new_workflow
     )
+    if execution is None:
+        raise _too_many_open_executions()
+    return execution
 
 
 def _too_many_open_executions() -> TooManyOpenExecutions:
@@ -126,42 +128,6 @@ def _too_many_open_executions() -> TooManyOpenExecutions:
         "wait for some of them before creating more",
         details={"limit": cap},
     )
-
-
-# What a new task run is written with (the rest are the columns' defaults and NULLs).
-TASK_RUN_COLUMNS = model_columns(
-    TaskRun,
-    "execution",
-    "node_id",
-    "handler",
-    "status",
-    "attempt",
-    "retry_base",
-    "pending_dependencies",
-    "worker",
-)
-
-
-def _insert_new(execution: Execution, dag: Dag, *, workflow: Workflow | None = None) -> None:
-    """Write a new execution (after its new workflow, at submit) and one PENDING TaskRun per node,
-    in one statement on PostgreSQL. TooManyOpenExecutions, and nothing written, when the owner is
-    at MAX_OPEN_EXECUTIONS_PER_USER: a guard against runaways, not a quota to the unit (submits
-    racing at the cap may all pass)."""
-    instances = [workflow, execution] if workflow else [execution]
-    written = statements.insert_new(
-        instances,
-        owner_id=execution.owner_id,
-        cap=settings.MAX_OPEN_EXECUTIONS_PER_USER,
-        task_run_columns=TASK_RUN_COLUMNS,
-        task_runs=[
-            (execution.id, node.id, node.handler, TaskRun.Status.PENDING, 0, 0, len(node.dependencies), "")
-            for node in dag.nodes.values()
-        ],
-    )
-    if not written:
-        raise _too_many_open_executions()
-    for instance in instances:
-        instance._state.adding, instance._state.db = False, connection.alias
 
 
 def execution_to_trigger(*, viewer, raw_id: str) -> Execution:
@@ -257,7 +223,7 @@ def execution_cancel(*, execution: Execution, user) -> Execution:
     permission_require(
         user, execution.owner_id, permissions.CANCEL_ANY_EXECUTION, "cancel another user's execution"
     )
-    stopped = execution_stop(
+    stopped = engine.execution_stop(
         execution_id=execution.id,
         status=Execution.Status.CANCELLED,
         error={"code": "cancelled", "message": "cancelled by request"},
@@ -274,31 +240,12 @@ def execution_cancel(*, execution: Execution, user) -> Execution:
 def execution_time_out(*, execution_id: uuid.UUID) -> bool:
     """The reaper's verdict on an execution past its deadline; False if it already ended."""
     return bool(
-        execution_stop(
+        engine.execution_stop(
             execution_id=execution_id,
             status=Execution.Status.TIMED_OUT,
             error={"code": "workflow_timeout", "message": "the workflow ran past its timeout_seconds"},
         )
     )
-
-
-def execution_stop(*, execution_id: uuid.UUID, status: str, error: dict) -> bool | None:
-    """End a live execution as CANCELLED or TIMED_OUT: open tasks CANCELLED, and a cancel flag so
-    workers drop its queued tasks and stop running ones. None if unknown, False if already over."""
-    with transaction.atomic():
-        run = runs.lock_runs([execution_id]).get(str(execution_id))
-        if run is None:
-            return None
-        if run.status in Execution.TERMINAL:
-            return False
-        now = timezone.now()
-        engine.cancel_open_tasks(execution_id, now)
-        Execution.objects.filter(pk=execution_id).update(status=status, finished_at=now, error=error)
-        streams = get_streams()
-        transaction.on_commit(lambda: streams.set_cancelled(str(execution_id)), robust=True)
-        signals.execution_stopped(str(execution_id), run.workflow_id, status)
-    log.info("execution_stopped", execution_id=str(execution_id), status=status)
-    return True
 
 
 def parse_execution_id(raw: str) -> uuid.UUID:

@@ -27,8 +27,10 @@ from django.db import connection, models, transaction
 from workflows.bulk_sql import (
     SetUpdate,
     db_uuid,
+    from_db_json,
     hot_cursor,
     insert_rows,
+    model_columns,
     rows_table,
     transaction_in_one_round_trip,
     update_from_values,
@@ -138,28 +140,38 @@ TASKS_QUEUED = SetUpdate(
     f"AND {TASKRUN}.status = '{PENDING}'",
     returning=f"{TASKRUN}.id, {TASKRUN}.node_id, {TASKRUN}.attempt",
 )
-# A failed attempt to retry: queued again with the same config, due after its backoff.
+# A failed attempt to retry, or a mapped node's item run again: queued with the same config,
+# due at `q_due`.
 RETRIES_QUEUED = SetUpdate(
     TASKRUN,
     "q",
     assignments=_queue("config", "q.q_due"),
     where=f"{TASKRUN}.id = q.q_task",
-    returning=f"{TASKRUN}.id, {TASKRUN}.attempt",
+    returning=f"{TASKRUN}.id, {TASKRUN}.attempt, {TASKRUN}.config",
 )
 RETRY_COLUMNS = [("q_task", "int"), ("q_due", "timestamp")]
 
 # Executions to count, as EXECUTIONS_COUNTED takes them.
-COUNT_COLUMNS = [("c_execution", "uuid"), ("c_finished", "int"), ("c_error", "json"), ("c_now", "timestamp")]
-_ENDS = "c.c_error IS NOT NULL OR unfinished_tasks <= c.c_finished"
-# A RUNNING execution learns that `c_finished` of its tasks finished (completed or skipped), or
-# that it failed (`c_error`). It ends FAILED on an error, COMPLETED when nothing is left.
+COUNT_COLUMNS = [
+    ("c_execution", "uuid"),
+    ("c_finished", "int"),
+    ("c_added", "int"),
+    ("c_error", "json"),
+    ("c_now", "timestamp"),
+]
+_LEFT = "unfinished_tasks + c.c_added"
+_ENDS = f"c.c_error IS NOT NULL OR {_LEFT} <= c.c_finished"
+# A RUNNING execution learns that `c_finished` of its tasks finished (completed or skipped), that
+# `c_added` tasks were added (a mapped node's items), or that it failed (`c_error`). It ends
+# FAILED on an error, COMPLETED when nothing is left.
 EXECUTIONS_COUNTED = SetUpdate(
     EXECUTION,
     "c",
     assignments=f"status = CASE WHEN c.c_error IS NOT NULL THEN '{Execution.Status.FAILED}' "
-    f"WHEN unfinished_tasks <= c.c_finished THEN '{Execution.Status.COMPLETED}' ELSE status END, "
-    "unfinished_tasks = CASE WHEN c.c_error IS NULL AND unfinished_tasks > c.c_finished "
-    "THEN unfinished_tasks - c.c_finished ELSE 0 END, "
+    f"WHEN {_LEFT} <= c.c_finished THEN '{Execution.Status.COMPLETED}' ELSE status END, "
+    f"unfinished_tasks = CASE WHEN c.c_error IS NULL AND {_LEFT} > c.c_finished "
+    f"THEN {_LEFT} - c.c_finished ELSE 0 END, "
+    "total_tasks = total_tasks + c.c_added, "
     f"finished_at = CASE WHEN {_ENDS} THEN c.c_now ELSE finished_at END, "
     "error = coalesce(c.c_error, error)",
     where=f"{EXECUTION}.id = c.c_execution AND {EXECUTION}.status = '{Execution.Status.RUNNING}'",
@@ -171,6 +183,77 @@ EXECUTION_STARTED = (
     f"UPDATE {EXECUTION} SET status = '{Execution.Status.RUNNING}', started_at = %s, params = %s, "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
     f"deadline = %s WHERE id = %s AND status = '{Execution.Status.PENDING}' RETURNING id"
 )
+
+
+# What a new task run is written with (the rest are the columns' defaults and NULLs).
+NEW_TASK_RUN_FIELDS = (
+    "execution",
+    "node_id",
+    "handler",
+    "status",
+    "attempt",
+    "retry_base",
+    "pending_dependencies",
+    "worker",
+)
+TASK_RUN_COLUMNS = model_columns(TaskRun, *NEW_TASK_RUN_FIELDS)
+# A mapped node's items: new task runs, QUEUED from the start with their resolved configs.
+MAP_ITEM_COLUMNS = model_columns(TaskRun, *NEW_TASK_RUN_FIELDS, "config", "queued_at")
+# A node the engine runs itself, not a worker: RUNNING (written by the engine), with its next
+# attempt and resolved config (NULL for a mapped node), waiting for `m_items` items (a mapped
+# node's; 0 for a sub-workflow node, which waits for its child).
+ENGINE_RUN_STARTED = SetUpdate(
+    TASKRUN,
+    "m",
+    assignments=f"status = '{RUNNING}', attempt = attempt + 1, pending_dependencies = m.m_items, "
+    "config = m.m_config, queued_at = m.m_now",
+    where=f"{TASKRUN}.id = m.m_task AND {TASKRUN}.status = '{PENDING}'",
+)
+ENGINE_RUN_COLUMNS = [("m_task", "int"), ("m_items", "int"), ("m_config", "json"), ("m_now", "timestamp")]
+# Items of RUNNING mapped nodes finished: each node's count of items left drops by `m_count`.
+# Returns id, execution_id, node_id and `done` (no item left).
+MAP_ITEMS_DONE = SetUpdate(
+    TASKRUN,
+    "m",
+    assignments="pending_dependencies = pending_dependencies - m.m_count",
+    where=f"{TASKRUN}.execution_id = m.m_execution AND {TASKRUN}.node_id = m.m_node "
+    f"AND {TASKRUN}.status = '{RUNNING}'",
+    returning=f"{TASKRUN}.id, {TASKRUN}.execution_id, {TASKRUN}.node_id, "
+    f"({TASKRUN}.pending_dependencies = 0) AS done",
+)
+MAP_ITEMS_DONE_COLUMNS = [("m_execution", "uuid"), ("m_node", "text"), ("m_count", "int")]
+# A mapped node is COMPLETED with its output, the list of its items' outputs.
+MAP_COMPLETED = SetUpdate(
+    TASKRUN,
+    "m",
+    assignments=f"status = '{COMPLETED}', output = m.m_output, finished_at = m.m_now",
+    where=f"{TASKRUN}.id = m.m_task",
+)
+MAP_COMPLETED_COLUMNS = [("m_task", "int"), ("m_output", "json"), ("m_now", "timestamp")]
+
+
+def insert_map_items(rows: Sequence[tuple]) -> dict[tuple[str, str], int]:
+    """INSERT a mapped node's items (MAP_ITEM_COLUMNS rows); returns {(execution id, node id):
+    task id}."""
+    returned = insert_rows(
+        TASKRUN,
+        columns=MAP_ITEM_COLUMNS,
+        rows=rows,
+        returning="id, execution_id, node_id",
+    )
+    return {(str(uuid.UUID(str(execution_id))), node_id): pk for pk, execution_id, node_id in returned}
+
+
+def start_engine_run(rows: Sequence[tuple]) -> None:
+    update_from_values(ENGINE_RUN_STARTED, columns=ENGINE_RUN_COLUMNS, rows=rows, fetch=False)
+
+
+def map_items_done(rows: Sequence[tuple]) -> list[tuple]:
+    return update_from_values(MAP_ITEMS_DONE, columns=MAP_ITEMS_DONE_COLUMNS, rows=rows)
+
+
+def complete_maps(rows: Sequence[tuple]) -> None:
+    update_from_values(MAP_COMPLETED, columns=MAP_COMPLETED_COLUMNS, rows=rows, fetch=False)
 
 
 def record_outcomes(rows: Sequence[tuple]) -> list[tuple]:
@@ -192,9 +275,10 @@ def queue_tasks(rows: Sequence[tuple]) -> None:
     update_from_values(TASKS_QUEUED, columns=QUEUE_COLUMNS, rows=rows, fetch=False)
 
 
-def queue_retries(rows: Sequence[tuple]) -> dict[int, int]:
-    """RETRIES_QUEUED on RETRY_COLUMNS rows; returns {task id: its new attempt}."""
-    return dict(update_from_values(RETRIES_QUEUED, columns=RETRY_COLUMNS, rows=rows))
+def queue_retries(rows: Sequence[tuple]) -> dict[int, tuple[int, Any]]:
+    """RETRIES_QUEUED on RETRY_COLUMNS rows; returns {task id: (its new attempt, its config)}."""
+    returned = update_from_values(RETRIES_QUEUED, columns=RETRY_COLUMNS, rows=rows)
+    return {pk: (attempt, from_db_json(config)) for pk, attempt, config in returned}
 
 
 def count_finished(rows: Sequence[tuple]) -> list[tuple]:
@@ -290,7 +374,7 @@ def completions_commit_at_once(
     outcome_table, outcome_params = rows_table(OUTCOME_COLUMNS, outcomes, alias="v")
     edge_table, edge_params = rows_table(EDGE_COLUMNS_WITH_CONFIG, edges, alias="e")
     counted_source = (
-        "(SELECT execution_id AS c_execution, count(*) AS c_finished, NULL::jsonb AS c_error, "
+        "(SELECT execution_id AS c_execution, count(*) AS c_finished, 0 AS c_added, NULL::jsonb AS c_error, "
         "%s::timestamptz AS c_now FROM recorded GROUP BY execution_id) c"
     )
     return _lock_then(
@@ -361,7 +445,7 @@ def select_runs(cursor, ids: list[uuid.UUID], *, lock: bool) -> None:
     else:
         where, params = f"id IN ({', '.join(['%s'] * len(ids))})", [db_uuid(i) for i in ids]
     sql = (
-        f"SELECT id, status, params, unfinished_tasks, workflow_id, deadline FROM {EXECUTION} "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
+        f"SELECT id, status, params, unfinished_tasks, workflow_id, deadline, owner_id, parent_task_id FROM {EXECUTION} "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
         f"WHERE {where} ORDER BY id"
     )
     if lock and connection.features.has_select_for_update:
@@ -404,8 +488,9 @@ def execution_status_and_owner(execution_id: uuid.UUID) -> tuple | None:
 
 def execution_status_row(execution_id: uuid.UUID) -> tuple | None:
     """The polled status endpoint's one query: (workflow_id, workflow name, status, params,
-    error, total_tasks, created_at, started_at, finished_at, deadline, owner_id, nodes), nodes a
-    JSON list of [node_id, status, task id, attempt] aggregated by the database. SQLite twin:
+    error, total_tasks, created_at, started_at, finished_at, deadline, owner_id, nodes, parent
+    execution id, parent node id), nodes a JSON list of [node_id, status, task id, attempt]
+    aggregated by the database; the parent is a sub-workflow's (else NULLs). SQLite twin:
     json_group_array over an ordered subquery."""
     if connection.vendor == "postgresql":
         nodes = (
@@ -420,8 +505,9 @@ def execution_status_row(execution_id: uuid.UUID) -> tuple | None:
     with hot_cursor() as cursor:
         cursor.execute(
             "SELECT e.workflow_id, w.name, e.status, e.params, e.error, e.total_tasks, e.created_at, "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
-            f"e.started_at, e.finished_at, e.deadline, e.owner_id, {nodes} FROM {EXECUTION} e "
-            f"JOIN {WORKFLOW} w ON w.id = e.workflow_id WHERE e.id = %s",
+            f"e.started_at, e.finished_at, e.deadline, e.owner_id, {nodes}, p.execution_id, p.node_id "
+            f"FROM {EXECUTION} e JOIN {WORKFLOW} w ON w.id = e.workflow_id "
+            f"LEFT JOIN {TASKRUN} p ON p.id = e.parent_task_id WHERE e.id = %s",
             [db_uuid(execution_id)],
         )
         return cursor.fetchone()
@@ -446,10 +532,10 @@ def insert_new(
     *,
     owner_id: int | None,
     cap: int,
-    task_run_columns: Sequence[tuple[str, str]],
     task_runs: list[tuple],
 ) -> bool:
-    """INSERT new instances (a workflow and its execution, or an execution) and their task runs,
+    """INSERT new instances (a workflow and its execution, or an execution) and their task runs
+    (TASK_RUN_COLUMNS rows),
     if the owner has fewer than `cap` open executions (see `_open_executions_allowed`); False,
     and nothing written, if not. On PostgreSQL one statement of data-modifying CTEs (atomic on
     its own: no BEGIN and COMMIT round trips); the SQLite twin runs the same checks and inserts
@@ -457,16 +543,18 @@ def insert_new(
     allowed, allowed_params = _open_executions_allowed(owner_id, cap)
     if connection.vendor == "postgresql":
         inserts = [_insert_sql(instance, when="(SELECT ok FROM allowed)") for instance in instances]
-        table, params = rows_table(task_run_columns, task_runs, alias="t")
+        table, params = rows_table(TASK_RUN_COLUMNS, task_runs, alias="t")
         ctes = ", ".join(f"new_{n} AS ({sql})" for n, (sql, _) in enumerate(inserts))
         with hot_cursor() as cursor:
             cursor.execute(
-                f"WITH allowed (ok) AS ({allowed}), {ctes} INSERT INTO {TASKRUN} "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
-                f"({', '.join(name for name, _ in task_run_columns)}) SELECT * FROM {table} "
-                "WHERE (SELECT ok FROM allowed)",
+                f"WITH allowed (ok) AS ({allowed}), {ctes}, new_task_runs AS (INSERT INTO {TASKRUN} "  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
+                f"({', '.join(name for name, _ in TASK_RUN_COLUMNS)}) SELECT * FROM {table} "
+                "WHERE (SELECT ok FROM allowed)) SELECT ok FROM allowed",
                 [*allowed_params, *(p for _, values in inserts for p in values), *params],
             )
-            return cursor.rowcount > 0  # a DAG has nodes: none written means `allowed` said no
+            # Read, not a rowcount: inside a pipeline (an orchestrator starting a sub-workflow)
+            # the rowcount is not known until the next sync.
+            return cursor.fetchone()[0]
     # Refused after the atomic block, as on PostgreSQL: raised inside it, the error would mark a
     # caller's enclosing transaction (savepoint=False) as broken.
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
@@ -475,7 +563,7 @@ def insert_new(
             return False
         for sql, values in (_insert_sql(instance) for instance in instances):
             cursor.execute(sql, values)
-        insert_rows(TASKRUN, columns=task_run_columns, rows=task_runs)
+        insert_rows(TASKRUN, columns=TASK_RUN_COLUMNS, rows=task_runs)
     return True
 
 

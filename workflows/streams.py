@@ -363,6 +363,16 @@ class Streams:
             args += [entry_id, encode(completion)["body"], outcome]
         _script(self.client, COMPLETE, keys, args)
 
+    def publish_engine_completions(self, completions: Sequence[CompletionMessage]) -> None:
+        """Completions of tasks the engine ran itself (a sub-workflow node, when its child
+        ended): no task entry, claim or circuit to settle, one round trip."""
+        if not completions:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for completion in completions:
+            pipe.xadd(self.completions, encode(completion))
+        pipe.execute()
+
     def replace_task_with_completion(
         self, entry_id: bytes, task: TaskMessage, completion: CompletionMessage
     ) -> None:

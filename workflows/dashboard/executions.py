@@ -78,6 +78,7 @@ def execution_live(request, execution: Execution):
 def _execution_context(request, execution: Execution, form: ParamsForm | None = None) -> dict:
     runs = selectors.live_task_runs(execution)
     statuses = {run.node_id: run.status for run in runs}
+    dag = dag_for(execution.workflow_id)
     return {
         "execution": execution,
         "live": not execution.is_terminal,
@@ -91,7 +92,8 @@ def _execution_context(request, execution: Execution, form: ParamsForm | None = 
         "run_count": len(runs),
         "segments": _segments(Counter(statuses.values()), len(runs)),
         "legend": TaskRun.Status.values,
-        "selected": _node_detail(request.GET.get("node"), dag_for(execution.workflow_id), runs),
+        "selected": _node_detail(request.GET.get("node"), dag, runs),
+        "children": selectors.sub_executions(execution.id) if dag.has_subworkflows else [],
         "can_rerun": execution.status in rerun.RERUNNABLE,
         # The form is part of the live fragment too; live.js keeps the one on the page.
         "retrigger_form": form or ParamsForm(initial={"params": pretty_json(execution.params)}),
@@ -126,7 +128,7 @@ def _node_detail(node_id: str | None, dag: Dag, runs: list[TaskRun]) -> dict | N
         attempts.append(run)
     return {
         "run": run,
-        "node": dag.nodes[run.node_id],
+        "node": dag.node_of(run.node_id),
         "children": dag.children.get(run.node_id, ()),
         "attempts": attempts,
     }

@@ -14,6 +14,7 @@ from django.conf import settings
 
 from workflows import outbound
 from workflows.conditions import COMPARISONS
+from workflows.dag import SUBWORKFLOW
 from workflows.handlers import HandlerError, TaskContext, handler
 from workflows.handlers.schema import (
     ConfigError,
@@ -64,6 +65,9 @@ DECISION_SCHEMA = ConfigSchema(
 )
 DELAY_SCHEMA = ConfigSchema({"seconds": Field(NUMBER, check=lambda v: None if v >= 0 else "must be >= 0")})
 TRANSFORM_SCHEMA = ConfigSchema({"output": Field(required=True)}, extra=False)
+SUBWORKFLOW_SCHEMA = ConfigSchema(
+    {"workflow": Field(("a string",), required=True), "params": Field(("an object",))}, extra=False
+)
 HTTP_SCHEMA = ConfigSchema(
     {
         "url": Field(("a string",), required=True, check=_http_url),
@@ -157,6 +161,16 @@ def transform_handler(config: dict, context: TaskContext) -> Any:
     """Reshape upstream outputs without code: the output is `output` with its templates resolved."""
     fail_if_simulated(config, context)
     return config["output"]
+
+
+@handler(SUBWORKFLOW, config_schema=SUBWORKFLOW_SCHEMA, circuit=None)
+def subworkflow_handler(config: dict, context: TaskContext) -> Any:
+    """Registered for its name and config schema: the engine runs these nodes itself
+    (workflows/subworkflows.py) and never sends one to a worker. A worker handed one anyway (a
+    message forged onto the stream) refuses it for good."""
+    raise HandlerError(
+        "sub-workflow nodes are run by the orchestrator, not by a worker", code="invalid_task", permanent=True
+    )
 
 
 @handler("delay", config_schema=DELAY_SCHEMA, circuit=None)
