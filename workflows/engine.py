@@ -79,6 +79,7 @@ def completions_apply(completions: list[CompletionMessage], *, clock: Clock = SY
             succeeded.append((run, completion.node_id))
         else:
             failed.append((run, completion, accepted[key]))
+    metrics.COMPLETIONS_FENCED.inc(len(completions) - len(succeeded) - len(failed))
     _count_outcomes(runs, [c for c in live if (c.task_id, c.attempt) in accepted])
     dispatch = Dispatch()
     handle_failures(failed, dispatch, now=clock.time())
@@ -124,6 +125,7 @@ def completions_commit_at_once(completions: list[CompletionMessage]) -> Dispatch
         run.counted(status, run.unfinished)
     _ended(list(runs.values()))
     duplicates = [c for c in live if (c.task_id, c.attempt) not in accepted]
+    metrics.COMPLETIONS_FENCED.inc(len(completions) - len(recorded))
     return Dispatch(
         tasks=[
             task_message(run, node_id, pk, attempt, run.dag.nodes[node_id].config)

@@ -20,6 +20,11 @@ TASK_DURATION = Histogram(
     ["handler"],
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600),
 )
+COMPLETIONS_FENCED = Counter(
+    "workflow_completions_fenced_total",
+    "Completions that changed nothing: a repeated delivery, a superseded attempt, or a late one "
+    "for an execution that is over",
+)
 BATCH_SIZE = Histogram(
     "workflow_orchestrator_batch_size", "Completions per orchestrator batch", buckets=(1, 5, 20, 100, 500)
 )

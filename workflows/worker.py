@@ -11,6 +11,7 @@ timeouts and stops tasks whose execution was cancelled.
 
 import asyncio
 import json
+import os
 import queue
 import threading
 import time
@@ -31,6 +32,11 @@ log = structlog.get_logger(__name__)
 WATCHDOG_TICK_SECONDS = 0.2
 # How often an idle reporter looks up to see whether the worker was closed.
 REPORTER_WAKE_SECONDS = 0.5
+# Fault-injection hook, for tests/faults only: the reporter point where this process dies at once
+# (os._exit, as under kill -9): "before_publish" (handlers done, completions not published) or
+# "after_publish" (published and acked, nothing else done). Read once at start; unset, no effect.
+CRASH_POINT_VARIABLE = "WORKER_CRASH_POINT"
+CRASH_POINT = os.environ.get(CRASH_POINT_VARIABLE, "")
 
 
 @dataclass(frozen=True)
@@ -246,11 +252,15 @@ class Worker:
                     dropped.append(running.entry_id)
                 else:
                     done.append((running.entry_id, outcome, running.circuit))
+            _crash_point("before_publish")
+            # One script publishes the completions and acks their task entries: no crash can
+            # fall between the two.
             self._with_retry(
                 lambda done=done: self.streams.publish_completions(
                     done, circuit=(self.config.circuit_failure_threshold, self.config.circuit_reset_seconds)
                 )
             )
+            _crash_point("after_publish")
             for running in handed_back:
                 self._with_retry(lambda r=running: self.streams.redeliver_task(r.entry_id, r.task))
             self._with_retry(
@@ -346,6 +356,12 @@ class Worker:
                 for running in live:
                     if running.task.execution_id in cancelled:
                         running.context.request_stop("cancelled")
+
+
+def _crash_point(name: str) -> None:
+    """The fault-injection hook: die here if WORKER_CRASH_POINT names this point."""
+    if name == CRASH_POINT:
+        os._exit(1)
 
 
 def _call(registered, task: TaskMessage, config: dict, context: TaskContext):

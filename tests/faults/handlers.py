@@ -9,25 +9,35 @@ import signal
 from pathlib import Path
 
 from tests.faults import ledger
-from workflows.handlers import HandlerError, TaskContext, handler
+from workflows.handlers import HandlerError, Interrupted, TaskContext, handler
 
 
-def _record(context: TaskContext, kind: str) -> None:
+def _record(context: TaskContext, kind: str, idempotency_key: str | None = None) -> None:
     ledger.record(
-        execution_id=context.execution_id, node_id=context.node_id, attempt=context.attempt, kind=kind
+        execution_id=context.execution_id,
+        node_id=context.node_id,
+        attempt=context.attempt,
+        kind=kind,
+        idempotency_key=idempotency_key,
     )
 
 
 @handler("fault_effect")
 def fault_effect(config: dict, context: TaskContext) -> dict:
     """A call with a side effect: records its start, fails while `fail_while_file` exists,
-    sleeps `seconds` (waking early when the worker stops it), then records its effect."""
+    sleeps `seconds` (when the worker stops it, records that and ends), then records its effect;
+    with `idempotent`, the effect goes with the task's idempotency key, so it is done once per
+    node however often the node runs."""
     _record(context, ledger.START)
     condition = config.get("fail_while_file")
     if condition and Path(condition).exists():
         raise HandlerError(f"downstream unavailable while {condition} exists", code="downstream_down")
-    context.sleep(float(config.get("seconds", 0)))
-    _record(context, ledger.EFFECT)
+    try:
+        context.sleep(float(config.get("seconds", 0)))
+    except Interrupted:
+        _record(context, ledger.STOPPED)
+        raise
+    _record(context, ledger.EFFECT, context.idempotency_key if config.get("idempotent") else None)
     return {"pid": os.getpid(), "attempt": context.attempt}
 
 
