@@ -163,6 +163,13 @@ if DATABASE_URL:
         DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
             env_int("DB_PREPARE_THRESHOLD", 5) or None
         )
+        # Every session gives up on a row lock after DB_LOCK_TIMEOUT_MS (an orchestrator retries
+        # its batch later, the API answers 503) and on a statement after DB_STATEMENT_TIMEOUT_MS;
+        # 0 waits forever.
+        DATABASES["default"]["OPTIONS"]["options"] = (
+            f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 5000)} "
+            f"-c statement_timeout={env_int('DB_STATEMENT_TIMEOUT_MS', 0)}"
+        )
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

@@ -4,6 +4,8 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
+import redis
+import structlog
 from django.conf import settings
 from django.db.models import QuerySet
 
@@ -14,6 +16,7 @@ from workflows.models import Execution, TaskRun, Workflow
 from workflows.streams import get_streams
 
 QUEUED = TaskRun.Status.QUEUED
+log = structlog.get_logger(__name__)
 
 
 def may_see(user, owner_id) -> bool:
@@ -152,7 +155,11 @@ def _running_now(queued: list[tuple[str, tuple[int, int]]]) -> dict[str, tuple[s
     """{node id: (worker, started at)} for the queued deliveries a worker holds a claim on."""
     if not queued:
         return {}
-    claims = get_streams().running_claims([delivery for _, delivery in queued])
+    try:
+        claims = get_streams().running_claims([delivery for _, delivery in queued])
+    except redis.RedisError as exc:  # Redis down: the database's view, QUEUED, is still true
+        log.warning("running_state_unavailable", error=f"{exc.__class__.__name__}: {exc}")
+        return {}
     return {
         node_id: (claim[0], datetime.fromtimestamp(claim[1], UTC))
         for (node_id, _), claim in zip(queued, claims, strict=True)

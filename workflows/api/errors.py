@@ -1,7 +1,10 @@
 """One error shape for the whole API: {"error": {"code", "message", "details"}}."""
 
+import redis
+import structlog
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -11,13 +14,42 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from workflows.dag import DagError
 from workflows.services import ServiceError
 
+log = structlog.get_logger(__name__)
+
 
 def error_body(code: str, message: str, details: object = None) -> dict:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
+# A dependency that is down or refusing work is the service being unavailable, not a bug: 503
+# with a hint to retry, never a 500.
+UNAVAILABLE = {
+    redis.exceptions.ConnectionError: ("redis_unavailable", "Redis (the task broker) cannot be reached"),
+    redis.exceptions.TimeoutError: ("redis_unavailable", "Redis (the task broker) did not answer in time"),
+    redis.exceptions.BusyLoadingError: ("redis_unavailable", "Redis (the task broker) is loading its data"),
+    OperationalError: (
+        "database_unavailable",
+        "the database is unreachable, out of connections or busy (a lock or statement timeout)",
+    ),
+    InterfaceError: ("database_unavailable", "the connection to the database was lost"),
+}
+RETRY_AFTER_SECONDS = 5
+
+
 def exception_handler(exc, context):
-    """Map service, validation and DRF errors onto the error shape; anything else stays a 500."""
+    """Map service, validation and DRF errors onto the error shape, and an unreachable Redis or
+    database onto 503; anything else stays a 500."""
+    unavailable = next((found for kind, found in UNAVAILABLE.items() if isinstance(exc, kind)), None)
+    if isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith("OOM"):
+        unavailable = ("redis_full", "Redis (the task broker) is out of memory (maxmemory, noeviction)")
+    if unavailable is not None:
+        code, message = unavailable
+        log.warning("dependency_unavailable", code=code, error=f"{exc.__class__.__name__}: {exc}")
+        return Response(
+            error_body(code, f"{message}; retry in a few seconds"),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, DagError):
         details = {"node": exc.node} if exc.node else {}
         return Response(error_body(exc.code, exc.message, details), status=status.HTTP_400_BAD_REQUEST)

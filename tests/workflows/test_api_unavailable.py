@@ -1,0 +1,53 @@
+"""With Redis unreachable (a port nothing listens on), the API tells the truth: what needs
+Redis now answers 503 with a clear error and Retry-After, never a 500; what can be done without
+it is done, and its publish follows once Redis is back (the reaper re-publishes QUEUED rows)."""
+
+import pytest
+
+from tests.faults.servers import free_port
+from tests.workflows.api_driver import assert_error, submit, workflow
+from workflows import streams as streams_module
+from workflows.models import Execution, TaskRun
+
+pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
+
+
+@pytest.fixture
+def redis_down(settings, streams):
+    """REDIS_URL names a port nothing listens on; the streams module connects anew (and back to
+    the real Redis afterwards, which the stream keys' clean-up needs)."""
+    real = settings.REDIS_URL
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    forget_redis_clients()
+    yield
+    settings.REDIS_URL = real
+    forget_redis_clients()
+
+
+def forget_redis_clients() -> None:
+    streams_module.redis_client.cache_clear()
+    streams_module.blocking_redis_client.cache_clear()
+    streams_module._streams_for.cache_clear()
+
+
+def test_a_long_poll_answers_503_redis_unavailable(alice_client, fast_password_hashing, streams, redis_down):
+    execution_id = submit(alice_client, workflow({"id": "a", "handler": "input"}))["execution_id"]
+
+    response = alice_client.get(f"/api/v1/workflow/{execution_id}", {"wait": 1})
+
+    error = assert_error(response, 503, "redis_unavailable")
+    assert "Redis" in error["message"] and "retry" in error["message"]
+    assert response["Retry-After"] == "5"
+
+
+def test_a_trigger_is_accepted_and_its_roots_wait_queued_for_redis(
+    alice_client, fast_password_hashing, streams, redis_down
+):
+    execution_id = submit(alice_client, workflow({"id": "a", "handler": "input"}))["execution_id"]
+
+    response = alice_client.post(f"/api/v1/workflow/trigger/{execution_id}", {}, format="json")
+
+    assert response.status_code == 202, response.content
+    assert Execution.objects.get(pk=execution_id).status == Execution.Status.RUNNING
+    assert TaskRun.objects.get(execution_id=execution_id).status == TaskRun.Status.QUEUED
+    assert alice_client.get(f"/api/v1/workflow/{execution_id}").status_code == 200  # reads need no Redis
