@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from workflows import dag_cache, engine, permissions, selectors, statements
+from workflows.crash_points import crash_point
 from workflows.dag import Dag, DagError, Limits, check_json_value, parse_workflow
 from workflows.executions import execution_insert
 from workflows.handlers import config_checks
@@ -165,7 +166,9 @@ def execution_trigger(*, execution: Execution, params: dict) -> Execution:
             f"execution is {refused.status}; only a PENDING execution can be triggered", code="not_pending"
         ) from None
     streams = get_streams()
-    # Committed by now (or, inside a caller's transaction, published once that commits).
+    # Committed by now (or, inside a caller's transaction, published once that commits). A crash
+    # in between leaves the roots QUEUED for the reaper to publish (the fault suite dies here).
+    transaction.on_commit(lambda: crash_point("after_trigger_commit"))
     transaction.on_commit(
         lambda: streams.publish_tasks(triggered.tasks, dead_letters=triggered.dead_letters), robust=True
     )

@@ -11,7 +11,6 @@ timeouts and stops tasks whose execution was cancelled.
 
 import asyncio
 import json
-import os
 import queue
 import threading
 import time
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from resilience.errors import TaskTimeout, error_detail
+from workflows.crash_points import crash_point
 from workflows.dag import DagError, check_json_value
 from workflows.handlers import HandlerError, Interrupted, TaskContext, circuit_for, get_handler
 from workflows.messages import CompletionMessage, TaskMessage
@@ -30,13 +30,10 @@ from workflows.streams import WORKERS_GROUP, Entry, Streams
 
 log = structlog.get_logger(__name__)
 WATCHDOG_TICK_SECONDS = 0.2
+# How soon a running handler hears that its execution was cancelled (one Redis read per check).
+CANCEL_CHECK_SECONDS = 1.0
 # How often an idle reporter looks up to see whether the worker was closed.
 REPORTER_WAKE_SECONDS = 0.5
-# Fault-injection hook, for tests/faults only: the reporter point where this process dies at once
-# (os._exit, as under kill -9): "before_publish" (handlers done, completions not published) or
-# "after_publish" (published and acked, nothing else done). Read once at start; unset, no effect.
-CRASH_POINT_VARIABLE = "WORKER_CRASH_POINT"
-CRASH_POINT = os.environ.get(CRASH_POINT_VARIABLE, "")
 
 
 @dataclass(frozen=True)
@@ -252,7 +249,7 @@ class Worker:
                     dropped.append(running.entry_id)
                 else:
                     done.append((running.entry_id, outcome, running.circuit))
-            _crash_point("before_publish")
+            crash_point("before_publish")
             # One script publishes the completions and acks their task entries: no crash can
             # fall between the two.
             self._with_retry(
@@ -260,7 +257,7 @@ class Worker:
                     done, circuit=(self.config.circuit_failure_threshold, self.config.circuit_reset_seconds)
                 )
             )
-            _crash_point("after_publish")
+            crash_point("after_publish")
             for running in handed_back:
                 self._with_retry(lambda r=running: self.streams.redeliver_task(r.entry_id, r.task))
             self._with_retry(
@@ -329,8 +326,9 @@ class Worker:
         )
 
     def _watch_until_closed(self) -> None:
-        last_beat = 0.0
+        last_beat = last_check = 0.0
         interval = max(0.2, self.config.visibility_timeout_seconds / 3)
+        check_every = min(interval, CANCEL_CHECK_SECONDS)
         while not self.closed.wait(WATCHDOG_TICK_SECONDS):
             now = time.time()
             with self.lock:
@@ -343,25 +341,22 @@ class Worker:
                     self._finish(running, running.future, timed_out=True)
                     if running.future is not None:
                         running.future.cancel()
-            if live and now - last_beat >= interval:
-                last_beat = now
-                try:
+            if not live:
+                continue
+            try:
+                if now - last_beat >= interval:
+                    last_beat = now
                     self.streams.heartbeat(
                         self.consumer, [(r.entry_id, r.task) for r in live], claim_ms=self.config.claim_ms
                     )
+                if now - last_check >= check_every:
+                    last_check = now
                     cancelled = self.streams.cancelled_executions({r.task.execution_id for r in live})
-                except Exception as exc:  # Redis blip: the next beat tries again
-                    log.warning("heartbeat_failed", error=str(exc))
-                    continue
-                for running in live:
-                    if running.task.execution_id in cancelled:
-                        running.context.request_stop("cancelled")
-
-
-def _crash_point(name: str) -> None:
-    """The fault-injection hook: die here if WORKER_CRASH_POINT names this point."""
-    if name == CRASH_POINT:
-        os._exit(1)
+                    for running in live:
+                        if running.task.execution_id in cancelled:
+                            running.context.request_stop("cancelled")
+            except Exception as exc:  # Redis blip: the next tick tries again
+                log.warning("heartbeat_failed", error=str(exc))
 
 
 def _call(registered, task: TaskMessage, config: dict, context: TaskContext):

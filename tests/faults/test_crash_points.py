@@ -1,4 +1,4 @@
-"""A worker that dies on either side of publishing a completion (the WORKER_CRASH_POINT hook in
+"""A worker that dies on either side of publishing a completion (the CRASH_POINT hook in
 workflows/worker.py): the work is neither lost nor applied twice, and an effect made with the
 task's idempotency key happens once."""
 
@@ -10,9 +10,9 @@ from tests.faults.dags import node, workflow
 from tests.faults.ledger import EFFECT, REPLAYED, START
 from tests.faults.processes import Fleet, Runner
 from tests.polling import poll_until
+from workflows.crash_points import VARIABLE as CRASH_POINT_VARIABLE
 from workflows.models import TaskRun
 from workflows.streams import WORKERS_GROUP
-from workflows.worker import CRASH_POINT_VARIABLE
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 

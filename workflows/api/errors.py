@@ -27,6 +27,8 @@ UNAVAILABLE = {
     redis.exceptions.ConnectionError: ("redis_unavailable", "Redis (the task broker) cannot be reached"),
     redis.exceptions.TimeoutError: ("redis_unavailable", "Redis (the task broker) did not answer in time"),
     redis.exceptions.BusyLoadingError: ("redis_unavailable", "Redis (the task broker) is loading its data"),
+    # An OOM reply: maxmemory reached with the noeviction policy.
+    redis.exceptions.OutOfMemoryError: ("redis_full", "Redis (the task broker) is out of memory"),
     OperationalError: (
         "database_unavailable",
         "the database is unreachable, out of connections or busy (a lock or statement timeout)",
@@ -40,8 +42,6 @@ def exception_handler(exc, context):
     """Map service, validation and DRF errors onto the error shape, and an unreachable Redis or
     database onto 503; anything else stays a 500."""
     unavailable = next((found for kind, found in UNAVAILABLE.items() if isinstance(exc, kind)), None)
-    if isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith("OOM"):
-        unavailable = ("redis_full", "Redis (the task broker) is out of memory (maxmemory, noeviction)")
     if unavailable is not None:
         code, message = unavailable
         log.warning("dependency_unavailable", code=code, error=f"{exc.__class__.__name__}: {exc}")
