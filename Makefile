@@ -8,11 +8,11 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orchestrator
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 # Tests and the bench run against PostgreSQL with DEBUG off, where SECRET_KEY is required
 # (`make run` is embedded and keeps a random key of its own in var/).
-test bench: export SECRET_KEY ?= insecure-key-for-tests-and-bench-only-never-deploy-it
+test bench soak: export SECRET_KEY ?= insecure-key-for-tests-and-bench-only-never-deploy-it
 # `make run PORT=8001` when 8000 is taken.
 PORT ?= 8000
 
-.PHONY: install run test lint format bench services
+.PHONY: install run test lint format bench services soak
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -37,6 +37,11 @@ test: install services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -q
 	var_dir=$$(mktemp -d) && trap 'rm -rf "$$var_dir"' EXIT && \
 		env -u DATABASE_URL -u REDIS_URL VAR_DIR="$$var_dir" TEST_EMBEDDED=1 $(BIN)/pytest -q
+
+# The chaos soak in full (CI runs a short one with the rest of the fault suite).
+soak: install services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) SOAK_SECONDS=300 SOAK_WORKFLOWS=500 \
+		$(BIN)/pytest -q -s -p no:randomly tests/faults/test_chaos_soak.py
 
 lint: install
 	$(BIN)/ruff check .
