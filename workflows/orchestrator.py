@@ -1,7 +1,9 @@
 """Orchestrator: applies completion batches in one transaction each, then publishes and acks."""
 
 import dataclasses
+import json
 import time
+import uuid
 
 import structlog
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -12,7 +14,8 @@ from workflows import engine, metrics
 from workflows.bulk_sql import pipelined
 from workflows.dispatch import Dispatch
 from workflows.messages import CompletionMessage
-from workflows.streams import ORCHESTRATORS_GROUP, Streams
+from workflows.outages import describe
+from workflows.streams import ORCHESTRATORS_GROUP, Entry, Streams
 
 log = structlog.get_logger(__name__)
 
@@ -30,9 +33,14 @@ class Orchestrator:
         self.block_ms = block_ms
         # After a failure (or at start) first re-read what this consumer took but never acked.
         self.recover_own_pending = True
+        # A committed batch's dispatch and acks that Redis refused (full, unreachable).
+        self.unpublished: tuple[Dispatch, list[bytes]] | None = None
 
     def step(self) -> int:
         """Read one batch and apply it; returns the number of completions handled."""
+        if self.unpublished is not None:
+            # Nothing new before it goes out: a failure here waits out the runner's backoff.
+            self._publish(*self.unpublished)
         entries = self.streams.read_completions(
             self.consumer, self.batch_size, self.block_ms, own_pending=self.recover_own_pending
         )
@@ -41,9 +49,8 @@ class Orchestrator:
         if not entries:
             return 0
         metrics.BATCH_SIZE.observe(len(entries))
+        entries = [entry if entry.message is not None else _undecodable(entry) for entry in entries]
         undecodable = [e for e in entries if e.message is None]
-        for bad in undecodable:
-            log.error("completion_undecodable", entry_id=bad.id.decode(), error=str(bad.error))
         self.streams.park_undecodable(self.streams.completions, ORCHESTRATORS_GROUP, undecodable)
         entries = [e for e in entries if e.message is not None]
         if not entries:
@@ -67,17 +74,65 @@ class Orchestrator:
             connection.close()
             time.sleep(0.5)
             return 0
-        # Committed: publish what became ready, then ack; a crash in between is healed by the
-        # reaper (QUEUED tasks re-published, duplicate completions are fenced off).
+        self._publish(dispatch, [e.id for e in entries])
+        return len(entries)
+
+    def _publish(self, dispatch: Dispatch, acks: list[bytes]) -> None:
+        """Committed: publish what became ready, then ack. Held until Redis takes it, so the
+        retries, dead-letter events, stop flags and wake-ups it carries are not lost with it; a
+        crash meanwhile is healed by the reaper (QUEUED tasks re-published, duplicate
+        completions fenced off)."""
+        self.unpublished = (dispatch, acks)
         self.streams.publish_tasks(
             dispatch.tasks,
-            ack_completions=[e.id for e in entries],
+            ack_completions=acks,
             delayed=dispatch.delayed,
             dead_letters=dispatch.dead_letters,
             finished=dispatch.finished,
             stopped=dispatch.stopped,
         )
-        return len(entries)
+        self.unpublished = None
+
+
+def _undecodable(entry: Entry) -> Entry:
+    """A completion no reader understands (bad JSON, missing fields, unknown version). If it
+    still names a task, that task fails permanently (a dead letter an operator can retry): its
+    outcome is lost and no one else would report it, as its delivery is marked done. Otherwise it
+    is parked on the DLQ stream."""
+    failure = _failure_of_named_task(entry)
+    log.error(
+        "completion_undecodable",
+        entry_id=entry.id.decode(),
+        error=describe(entry.error),
+        task_id=failure.task_id if failure else None,
+    )
+    return entry if failure is None else Entry(entry.id, failure)
+
+
+def _failure_of_named_task(entry: Entry) -> CompletionMessage | None:
+    try:
+        body = json.loads(entry.fields[b"body"])
+        task_id, attempt, node_id = body["task_id"], body["attempt"], body["node_id"]
+        execution_id = str(uuid.UUID(body["execution_id"]))
+    except (KeyError, TypeError, ValueError, AttributeError):  # no body, not JSON, not a dict, no id
+        return None
+    if not (type(task_id) is int and type(attempt) is int and isinstance(node_id, str)):
+        return None
+    error = simple_error(
+        "poison",
+        "undecodable_completion",
+        storable(f"undecodable completion: {describe(entry.error)}"),
+        permanent=True,
+    )
+    return CompletionMessage(
+        task_id=task_id,
+        execution_id=execution_id,
+        node_id=node_id,
+        attempt=attempt,
+        ok=False,
+        error=error,
+        exhausted=True,
+    )
 
 
 def batch_apply(completions: list[CompletionMessage], clock: Clock = SYSTEM) -> Dispatch:

@@ -8,6 +8,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
 
+import redis
 import structlog
 
 from resilience.clock import SYSTEM, Clock
@@ -15,6 +16,7 @@ from resilience.errors import simple_error
 from workflows import dispatch, runs, services, subworkflows
 from workflows.messages import CompletionMessage, MessageError, decode_task
 from workflows.models import Execution, TaskRun
+from workflows.runner import RETRY_MAX_SECONDS
 from workflows.streams import ORCHESTRATORS_GROUP, WORKERS_GROUP, Entry, Streams
 
 log = structlog.get_logger(__name__)
@@ -37,8 +39,18 @@ class Reaper:
         self.config = config
         self.clock = clock
         self.redispatch_all_at: float | None = None
+        # Set when a sweep meets a Redis that refuses work; see `sweep`.
+        self.redis_failed = False
+        self.reclaim_from = 0.0
 
     def sweep(self) -> dict[str, int]:
+        try:
+            return self._sweep()
+        except redis.RedisError:
+            self.redis_failed = True
+            raise
+
+    def _sweep(self) -> dict[str, int]:
         if not self.streams.survived():
             # Also true on the very first sweep against a fresh Redis: only queued work makes it
             # worth a warning.
@@ -52,13 +64,23 @@ class Reaper:
             # Running workers re-create their claims on their next heartbeat; wait for that so
             # work in flight is not dispatched a second time.
             self.redispatch_all_at = self.clock.monotonic() + self.config.visibility_timeout_seconds
+        if self.redis_failed:
+            # Redis answers again. While it did not, workers could neither heartbeat their tasks
+            # nor publish what finished, so idle times say nothing about who is alive: reclaim
+            # nothing until they have had a visibility timeout, and their longest retry wait, to
+            # catch up.
+            self.redis_failed = False
+            self.reclaim_from = (
+                self.clock.monotonic() + self.config.visibility_timeout_seconds + RETRY_MAX_SECONDS
+            )
+        reclaiming = self.clock.monotonic() >= self.reclaim_from
         everything = self.redispatch_all_at is not None and self.clock.monotonic() >= self.redispatch_all_at
         if everything:
             self.redispatch_all_at = None
         return {
             "delayed_moved": self.move_due_delayed(),
-            "tasks_reclaimed": self.reclaim_tasks(),
-            "completions_reclaimed": self.reclaim_completions(),
+            "tasks_reclaimed": self.reclaim_tasks() if reclaiming else 0,
+            "completions_reclaimed": self.reclaim_completions() if reclaiming else 0,
             "republished": self.republish_lost(everything=everything),
             "subworkflows_reported": self.report_ended_subworkflows(),
             "timed_out": self.time_out_executions(),
@@ -79,7 +101,7 @@ class Reaper:
         for entry_id, fields in claimed:
             try:
                 task = decode_task(fields)
-            except MessageError as exc:
+            except (MessageError, UnicodeDecodeError) as exc:
                 log.error("reclaimed_task_undecodable", entry_id=entry_id.decode(), error=str(exc))
                 self.streams.park_undecodable(
                     self.streams.tasks, WORKERS_GROUP, [Entry(entry_id, None, exc, fields)]

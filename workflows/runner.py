@@ -5,13 +5,14 @@ import signal
 import socket
 import threading
 
-import structlog
 from django.db import close_old_connections
 
 from workflows import metrics
+from workflows.outages import Outage
 from workflows.streams import get_streams
 
-log = structlog.get_logger(__name__)
+# The longest wait between two tries of a failing step.
+RETRY_MAX_SECONDS = 5.0
 
 
 class StopFlag:
@@ -37,20 +38,24 @@ def consumer_name(role: str) -> str:
 def run_until_stopped(step, stop: StopFlag, *, once: bool) -> None:
     """Call `step()` until the stop flag is set (or once). `step` blocks at most ~2 s itself.
 
-    A failing step (Redis or PostgreSQL unreachable) is logged and retried with backoff: the
-    runner outlives restarts of the servers it depends on.
+    A failing step (Redis unreachable or full, PostgreSQL unreachable) is retried with backoff,
+    and logged when the failures start, once per interval while they last and when they end: the
+    runner outlives restarts of the servers it depends on without flooding its log.
     """
     backoff = 0.0
+    outage = Outage("runner_step")
     while not stop.is_set:
         try:
             step()
-            backoff = 0.0
         except Exception as exc:  # any dependency failure: report, wait, try again
             # Runners have no request cycle: drop a database connection that broke (restart).
             close_old_connections()
-            backoff = min(max(backoff * 2, 0.2), 5.0)
-            log.warning("runner_step_failed", error=f"{exc.__class__.__name__}: {exc}", retry_in=backoff)
+            backoff = min(max(backoff * 2, 0.2), RETRY_MAX_SECONDS)
+            outage.failed(exc, retry_in=backoff)
             stop.event.wait(backoff)
+        else:
+            backoff = 0.0
+            outage.ended()
         if once:
             return
 

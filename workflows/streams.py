@@ -26,6 +26,7 @@ from workflows.messages import (
     decode_task,
     encode,
 )
+from workflows.outages import PUBLISH_FAILURES, Outage, reason
 
 WORKERS_GROUP = "workers"
 ORCHESTRATORS_GROUP = "orchestrators"
@@ -34,6 +35,8 @@ DONE_TTL_SECONDS = 24 * 3600
 SENT_TTL_SECONDS = 24 * 3600
 FINISHED_TTL_SECONDS = 3600
 DLQ_STREAM_MAXLEN = 10_000
+# An undecodable entry is copied to the DLQ stream for an operator, each field cut to this size.
+PARKED_FIELD_MAX_CHARS = 4096
 
 # Admission of a read batch, atomically, task by task: cancelled? already done? running
 # elsewhere? circuit open? over its rate limit? Otherwise claim it for this consumer: the claim
@@ -166,6 +169,26 @@ return counts
 """
 
 
+def _publishing(method):
+    """A write of work to Redis (tasks, completions, redeliveries). When Redis refuses it, the
+    failure is counted by reason and logged (once per interval), then raised: the caller keeps
+    the work and tries again, or the reaper rebuilds it from PostgreSQL."""
+    outage = Outage(method.__name__)
+
+    @functools.wraps(method)
+    def publish(self, *args, **kwargs):
+        try:
+            result = method(self, *args, **kwargs)
+        except redis.RedisError as exc:
+            PUBLISH_FAILURES.labels(method.__name__, reason(exc)).inc()
+            outage.failed(exc)
+            raise
+        outage.ended()
+        return result
+
+    return publish
+
+
 @dataclass(frozen=True)
 class Entry:
     """A stream entry read through a consumer group: its id and decoded message (or the error)."""
@@ -251,6 +274,7 @@ class Streams:
             )
 
     # Publishing.
+    @_publishing
     def publish_tasks(
         self,
         tasks: Sequence[TaskMessage],
@@ -309,6 +333,7 @@ class Streams:
         )
         return bool(response)
 
+    @_publishing
     def redeliver_task(self, entry_id: bytes, task: TaskMessage) -> None:
         """Hand a task back to the stream as a new entry (reclaimed or drained) and drop the old
         one and its claim, atomically."""
@@ -323,6 +348,7 @@ class Streams:
             pipe.hset(self.delayed_bodies, member, encode(task)["body"])
             pipe.zadd(self.delayed, {member: due})
 
+    @_publishing
     def defer_tasks(self, deferred: Sequence[tuple[bytes, TaskMessage, float]]) -> None:
         """Move task entries to the delayed set (circuit open, rate limited) and ack them."""
         if not deferred:
@@ -333,6 +359,7 @@ class Streams:
         _ack_and_delete(pipe, self.tasks, WORKERS_GROUP, *ids)
         pipe.execute()
 
+    @_publishing
     def publish_completions(
         self, done: Sequence[tuple[bytes, CompletionMessage, str | None]], *, circuit: tuple[int, float]
     ) -> None:
@@ -363,6 +390,7 @@ class Streams:
             args += [entry_id, encode(completion)["body"], outcome]
         _script(self.client, COMPLETE, keys, args)
 
+    @_publishing
     def publish_engine_completions(self, completions: Sequence[CompletionMessage]) -> None:
         """Completions of tasks the engine ran itself (a sub-workflow node, when its child
         ended): no task entry, claim or circuit to settle, one round trip."""
@@ -373,6 +401,7 @@ class Streams:
             pipe.xadd(self.completions, encode(completion))
         pipe.execute()
 
+    @_publishing
     def replace_task_with_completion(
         self, entry_id: bytes, task: TaskMessage, completion: CompletionMessage
     ) -> None:
@@ -393,12 +422,12 @@ class Streams:
             return
         pipe = self.client.pipeline(transaction=True)
         for entry in entries:
-            raw = {_text(k): _text(v) for k, v in (entry.fields or {}).items()}
+            raw = {_bounded(_text(k)): _bounded(_text(v)) for k, v in (entry.fields or {}).items()}
             event = {
                 "kind": "undecodable",
                 "stream": stream,
                 "entry_id": _text(entry.id),
-                "error": str(entry.error),
+                "error": _bounded(str(entry.error)),
                 "fields": raw,
             }
             pipe.xadd(
@@ -496,6 +525,7 @@ class Streams:
         pipe.execute()
 
     # Reaper.
+    @_publishing
     def move_due_delayed(self, *, limit: int = 1000) -> int:
         return int(
             _script(
@@ -535,6 +565,7 @@ class Streams:
             pipe.xrange(stream, entry_id, entry_id)
         return [entry_id for entry_id, found in zip(pending, pipe.execute(), strict=True) if not found]
 
+    @_publishing
     def redeliver_completion(self, entry_id: bytes, fields: dict) -> None:
         """Re-add a completion a dead orchestrator held as a new entry and drop the old one."""
         pipe = self.client.pipeline(transaction=True)
@@ -653,6 +684,13 @@ class Streams:
         return bool(self.client.ping())
 
 
+def _bounded(text: str) -> str:
+    """A raw field as an operator sees it: a 10 MB value must not be copied whole."""
+    if len(text) <= PARKED_FIELD_MAX_CHARS:
+        return text
+    return f"{text[:PARKED_FIELD_MAX_CHARS]}... ({len(text)} characters in all)"
+
+
 def _ack_and_delete(pipe, stream: str, group: str, *entry_ids: bytes) -> None:
     """Acked entries are deleted in the same MULTI: streams stay small, nothing pending is trimmed."""
     pipe.xack(stream, group, *entry_ids)
@@ -669,6 +707,8 @@ def _script(client, script: str, keys: list, args: list):
 def _entry(entry_id: bytes, fields: dict, decode) -> Entry:
     try:
         return Entry(entry_id, decode(fields), fields=fields)
+    except UnicodeDecodeError as exc:  # a field that is not UTF-8 text
+        return Entry(entry_id, None, MessageError(f"undecodable field: {exc}"), fields=fields)
     except MessageError as exc:
         return Entry(entry_id, None, exc, fields=fields)
 
@@ -684,7 +724,8 @@ def _claim_holder(claim: bytes | None) -> tuple[str, float] | None:
 
 
 def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    # Raw fields of an undecodable entry may be any bytes: never fail on them.
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 @functools.cache

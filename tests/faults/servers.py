@@ -7,6 +7,7 @@ starts its own here, and stops it (and deletes its files) when it ends.
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -70,7 +71,7 @@ class RedisServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        client = redis.Redis.from_url(self.url)
+        client = self.client()
         deadline = time.monotonic() + START_SECONDS
         while True:
             try:
@@ -87,7 +88,8 @@ class RedisServer:
         """SHUTDOWN: with appendonly the data is flushed to disk first; without, it is gone."""
         if self.process is None or self.process.poll() is not None:
             return
-        client = redis.Redis.from_url(self.url)
+        self.resume()  # a paused server could not answer SHUTDOWN
+        client = self.client()
         try:
             client.shutdown(nosave=not self.appendonly)
         except redis.ConnectionError:
@@ -104,6 +106,19 @@ class RedisServer:
         """Stop and start again on the same port and directory."""
         self.stop()
         self.start()
+
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its connections and accepts new ones (the kernel does), but
+        answers nothing, as a hung Redis does; clients wait out their timeouts."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT: the server answers again, starting with what it was sent meanwhile."""
+        self.process.send_signal(signal.SIGCONT)
+
+    def client(self) -> redis.Redis:
+        """A client of the test's own, outside the engine's connection pools."""
+        return redis.Redis.from_url(self.url)
 
 
 class PostgresCluster:
