@@ -7,6 +7,7 @@ import uuid
 
 import structlog
 from django.db import InterfaceError, OperationalError, connection, transaction
+from psycopg.errors import LockNotAvailable
 
 from resilience.clock import SYSTEM, Clock
 from resilience.errors import simple_error, storable
@@ -67,6 +68,8 @@ class Orchestrator:
                 )
                 dispatch = _apply_one_by_one(completions, self.clock)
         except (OperationalError, InterfaceError) as exc:
+            if isinstance(exc.__cause__, LockNotAvailable):
+                return self._apply_around_locks(entries)
             # Database unreachable. Not acked: the batch stays pending and is retried after
             # reconnecting.
             log.warning("completion_batch_failed", error=str(exc), size=len(entries))
@@ -76,6 +79,34 @@ class Orchestrator:
             return 0
         self._publish(dispatch, [e.id for e in entries])
         return len(entries)
+
+    def _apply_around_locks(self, entries: list[Entry]) -> int:
+        """Some execution of the batch stayed locked past DB_LOCK_TIMEOUT_MS (a stuck session):
+        apply the batch one execution at a time and leave the locked ones' completions pending,
+        unacked. The reaper hands them back after a visibility timeout, so they are tried again
+        while every other execution keeps flowing."""
+        by_execution: dict[str, list[Entry]] = {}
+        for entry in entries:
+            by_execution.setdefault(entry.message.execution_id, []).append(entry)
+        merged, acks = Dispatch(), []
+        for execution_id, group in by_execution.items():
+            completions = [e.message for e in group]
+            try:
+                try:
+                    dispatch = batch_apply(completions, self.clock)
+                except (OperationalError, InterfaceError):
+                    raise
+                except Exception:  # as in step: isolate the completion the database refuses
+                    dispatch = _apply_one_by_one(completions, self.clock)
+            except OperationalError as exc:
+                if not isinstance(exc.__cause__, LockNotAvailable):
+                    raise
+                log.warning("execution_locked", execution_id=execution_id, completions=len(group))
+                continue
+            merged.extend(dispatch)
+            acks += [e.id for e in group]
+        self._publish(merged, acks)
+        return len(acks)
 
     def _publish(self, dispatch: Dispatch, acks: list[bytes]) -> None:
         """Committed: publish what became ready, then ack. Held until Redis takes it, so the
