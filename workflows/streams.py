@@ -33,6 +33,8 @@ ORCHESTRATORS_GROUP = "orchestrators"
 CANCEL_FLAG_TTL_SECONDS = 7 * 24 * 3600
 DONE_TTL_SECONDS = 24 * 3600
 SENT_TTL_SECONDS = 24 * 3600
+# How often a process measures its clock against Redis's (the cluster clock: Streams.now).
+CLOCK_REFRESH_SECONDS = 60.0
 FINISHED_TTL_SECONDS = 3600
 DLQ_STREAM_MAXLEN = 10_000
 # An undecodable entry is copied to the DLQ stream for an operator, each field cut to this size.
@@ -221,6 +223,33 @@ class Streams:
         self.delayed = f"{prefix}:delayed"
         self.delayed_bodies = f"{prefix}:delayed:bodies"
         self.epoch = f"{prefix}:epoch"
+        self._offset = 0.0  # Redis's clock minus this process's (see `now`)
+        self._offset_measured_at: float | None = None
+
+    # The cluster clock.
+    def now(self) -> float:
+        """The time on the cluster's clock, Redis's (TIME): this process's clock plus the offset
+        last measured against it (every CLOCK_REFRESH_SECONDS). Every time written to or compared
+        in Redis (due retries, circuit reopening, rate-limit windows, claims) is on this clock, so
+        a process whose clock is skewed neither dispatches early nor waits long."""
+        return self.cluster_time(time.time())
+
+    def cluster_time(self, local: float) -> float:
+        """A time read on this process's clock (`time.time()`), on the cluster's clock."""
+        measured = self._offset_measured_at
+        if measured is None or time.monotonic() - measured > CLOCK_REFRESH_SECONDS:
+            self._measure_offset()
+        return local + self._offset
+
+    def _measure_offset(self) -> None:
+        before = time.time()
+        try:
+            seconds, micros = self.client.time()
+        except redis.RedisError:  # keep the last offset; Redis is needed for anything timed anyway
+            return
+        after = time.time()
+        self._offset = seconds + micros / 1_000_000 - (before + after) / 2
+        self._offset_measured_at = time.monotonic()
 
     # Key names, built here only.
     def cancel_key(self, execution_id: str) -> str:
@@ -343,10 +372,11 @@ class Streams:
         pipe.execute()
 
     def _schedule(self, pipe, delayed: Sequence[tuple[TaskMessage, float]]) -> None:
+        """`delayed`: (task, due on this process's clock); scored on the cluster's clock."""
         for task, due in delayed:
             member = self.delayed_member(task)
             pipe.hset(self.delayed_bodies, member, encode(task)["body"])
-            pipe.zadd(self.delayed, {member: due})
+            pipe.zadd(self.delayed, {member: self.cluster_time(due)})
 
     @_publishing
     def defer_tasks(self, deferred: Sequence[tuple[bytes, TaskMessage, float]]) -> None:
@@ -372,7 +402,7 @@ class Streams:
             return
         threshold, reset_seconds = circuit
         keys: list = [self.completions, self.tasks]
-        args: list = [SCHEMA_VERSION, time.time(), threshold, reset_seconds, DONE_TTL_SECONDS, WORKERS_GROUP]
+        args: list = [SCHEMA_VERSION, self.now(), threshold, reset_seconds, DONE_TTL_SECONDS, WORKERS_GROUP]
         for entry_id, completion, circuit_name in done:
             task, attempt = completion.task_id, completion.attempt
             keys += [
@@ -489,7 +519,7 @@ class Streams:
         task's circuit name, None for a task with no circuit (default: one per handler)."""
         if not tasks:
             return []
-        now = time.time()
+        now = self.now()
         keys: list = []
         args: list = [now, consumer, claim_ms, probe_seconds]
         names = circuits if circuits is not None else [task.handler for task in tasks]
@@ -519,7 +549,7 @@ class Streams:
         for _, task in running:
             # Re-create a claim Redis lost (restart without persistence), then extend it. The
             # start time it shows is then the time of this beat.
-            claim = f"{consumer}|{time.time()}"
+            claim = f"{consumer}|{self.now()}"
             pipe.set(self.claim_key(task.task_id, task.attempt), claim, px=claim_ms, nx=True)
             pipe.pexpire(self.claim_key(task.task_id, task.attempt), claim_ms)
         pipe.execute()
@@ -532,7 +562,7 @@ class Streams:
                 self.client,
                 MOVE_DUE,
                 [self.delayed, self.delayed_bodies, self.tasks],
-                [time.time(), limit, SCHEMA_VERSION, self.prefix, SENT_TTL_SECONDS],
+                [self.now(), limit, SCHEMA_VERSION, self.prefix, SENT_TTL_SECONDS],
             )
         )
 

@@ -25,6 +25,8 @@ from workflows.crash_points import crash_point
 from workflows.dag import DagError, check_json_value
 from workflows.handlers import HandlerError, Interrupted, TaskContext, circuit_for, get_handler
 from workflows.messages import CompletionMessage, TaskMessage
+from workflows.outages import Outage
+from workflows.runner import RETRY_MAX_SECONDS
 from workflows.secrets import SecretMissing, reveal, scrub
 from workflows.streams import WORKERS_GROUP, Entry, Streams
 
@@ -81,6 +83,8 @@ class Worker:
         # thread, but must not shrink the pool below the advertised concurrency.
         self.pool = ThreadPoolExecutor(config.concurrency * 2, thread_name_prefix="handler")
         self.finished: queue.SimpleQueue = queue.SimpleQueue()
+        # Redis refusing the reporter's writes or the watchdog's heartbeats: logged once per interval.
+        self.write_outage, self.watch_outage = Outage("worker_report"), Outage("worker_heartbeat")
         self.running: dict[bytes, Running] = {}
         self.lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -274,11 +278,12 @@ class Worker:
         while True:
             try:
                 operation()
+                self.write_outage.ended()
                 return
             except Exception as exc:  # connection errors of any kind: keep the results and retry
-                log.warning("redis_write_failed", error=str(exc), retry_in=delay)
+                self.write_outage.failed(exc)
                 time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
 
     def _outcome(self, running: Running, future: Future | None, timed_out: bool):
         """A CompletionMessage, or 'shutdown' (hand back) / 'cancelled' (drop)."""
@@ -319,8 +324,9 @@ class Worker:
             outcome = scrub(outcome, running.context.redacted)
         return CompletionMessage.for_task(
             running.task,
-            started_at=running.started,
-            finished_at=time.time(),
+            # Recorded on the cluster's clock, not this host's (which may be skewed).
+            started_at=self.streams.cluster_time(running.started),
+            finished_at=self.streams.now(),
             worker=self.consumer,
             **outcome,
         )
@@ -355,8 +361,9 @@ class Worker:
                     for running in live:
                         if running.task.execution_id in cancelled:
                             running.context.request_stop("cancelled")
+                self.watch_outage.ended()
             except Exception as exc:  # Redis blip: the next tick tries again
-                log.warning("heartbeat_failed", error=str(exc))
+                self.watch_outage.failed(exc)
 
 
 def _call(registered, task: TaskMessage, config: dict, context: TaskContext):
