@@ -26,11 +26,20 @@ def reason(exc: BaseException) -> str:
     """redis_unavailable, redis_full, database_unavailable, or error: what an operator acts on."""
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
         return "redis_unavailable"
-    if isinstance(exc, redis.exceptions.OutOfMemoryError):  # an OOM reply (the prefix is gone)
+    if redis_full(exc):
         return "redis_full"
     if isinstance(exc, (OperationalError, InterfaceError)):
         return "database_unavailable"
     return "error"
+
+
+def redis_full(exc: BaseException) -> bool:
+    """Redis at maxmemory with noeviction refused a write: an OOM reply, which redis-py raises as
+    OutOfMemoryError for a plain command but as a ResponseError quoting it from inside a script
+    or a pipeline."""
+    return isinstance(exc, redis.exceptions.OutOfMemoryError) or (
+        isinstance(exc, redis.exceptions.ResponseError) and "OOM command not allowed" in str(exc)
+    )
 
 
 def describe(exc: BaseException) -> str:

@@ -3,11 +3,14 @@ Redis now answers 503 with a clear error and Retry-After, never a 500; what can 
 it is done, and its publish follows once Redis is back (the reaper re-publishes QUEUED rows)."""
 
 import pytest
+import redis
 
 from tests.faults.servers import free_port
 from tests.workflows.api_driver import assert_error, submit, workflow
 from workflows import streams as streams_module
+from workflows.api.errors import exception_handler
 from workflows.models import Execution, TaskRun
+from workflows.outages import reason
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
@@ -51,3 +54,21 @@ def test_a_trigger_is_accepted_and_its_roots_wait_queued_for_redis(
     assert Execution.objects.get(pk=execution_id).status == Execution.Status.RUNNING
     assert TaskRun.objects.get(execution_id=execution_id).status == TaskRun.Status.QUEUED
     assert alice_client.get(f"/api/v1/workflow/{execution_id}").status_code == 200  # reads need no Redis
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."),
+        redis.exceptions.ResponseError(
+            "Command # 1 (EVAL ...) of pipeline caused error: Error running script: "
+            "-OOM command not allowed when used memory > 'maxmemory'."
+        ),
+    ],
+)
+def test_a_full_redis_is_503_redis_full_whether_a_command_or_a_script_was_refused(refusal):
+    response = exception_handler(refusal, {})
+
+    assert response.status_code == 503
+    assert response.data["error"]["code"] == "redis_full"
+    assert reason(refusal) == "redis_full"

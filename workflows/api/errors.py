@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from workflows.dag import DagError
+from workflows.outages import redis_full
 from workflows.services import ServiceError
 
 log = structlog.get_logger(__name__)
@@ -27,14 +28,14 @@ UNAVAILABLE = {
     redis.exceptions.ConnectionError: ("redis_unavailable", "Redis (the task broker) cannot be reached"),
     redis.exceptions.TimeoutError: ("redis_unavailable", "Redis (the task broker) did not answer in time"),
     redis.exceptions.BusyLoadingError: ("redis_unavailable", "Redis (the task broker) is loading its data"),
-    # An OOM reply: maxmemory reached with the noeviction policy.
-    redis.exceptions.OutOfMemoryError: ("redis_full", "Redis (the task broker) is out of memory"),
     OperationalError: (
         "database_unavailable",
         "the database is unreachable, out of connections or busy (a lock or statement timeout)",
     ),
     InterfaceError: ("database_unavailable", "the connection to the database was lost"),
 }
+# An OOM reply: maxmemory reached with the noeviction policy (`outages.redis_full`).
+REDIS_FULL = ("redis_full", "Redis (the task broker) is out of memory")
 RETRY_AFTER_SECONDS = 5
 
 
@@ -42,6 +43,8 @@ def exception_handler(exc, context):
     """Map service, validation and DRF errors onto the error shape, and an unreachable Redis or
     database onto 503; anything else stays a 500."""
     unavailable = next((found for kind, found in UNAVAILABLE.items() if isinstance(exc, kind)), None)
+    if redis_full(exc):
+        unavailable = REDIS_FULL
     if unavailable is not None:
         code, message = unavailable
         log.warning("dependency_unavailable", code=code, error=f"{exc.__class__.__name__}: {exc}")
