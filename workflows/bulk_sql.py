@@ -101,19 +101,17 @@ def update_from_values(
             values, params = rows_table(columns, rows, alias=update.alias)
             cursor.execute(update.sql(values, returning=returning), params)
             return cursor.fetchall() if returning else []
-        results: list[tuple] = []
         names = ", ".join(name for name, _ in columns)
-        row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
-        for start in range(0, len(rows), SQLITE_CHUNK_ROWS):
-            chunk = rows[start : start + SQLITE_CHUNK_ROWS]
-            cursor.execute(
-                f"WITH {update.alias} ({names}) AS (VALUES {', '.join([row_sql] * len(chunk))}) "  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
-                + update.sql(update.alias, returning=returning),
-                _flat(columns, chunk),
-            )
-            if returning:
-                results.extend(cursor.fetchall())
-        return results
+        return _sqlite_in_chunks(
+            cursor,
+            columns,
+            rows,
+            lambda values: (
+                f"WITH {update.alias} ({names}) AS ({values}) "  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
+                + update.sql(update.alias, returning=returning)
+            ),
+            fetch=returning,
+        )
 
 
 def insert_rows(
@@ -130,17 +128,28 @@ def insert_rows(
             values, params = rows_table(columns, rows, alias="v")
             cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {values}{tail}", params)  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
             return cursor.fetchall() if returning else []
-        results: list[tuple] = []
-        row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
-        for start in range(0, len(rows), SQLITE_CHUNK_ROWS):
-            chunk = rows[start : start + SQLITE_CHUNK_ROWS]
-            cursor.execute(
-                f"INSERT INTO {table} ({names}) VALUES {', '.join([row_sql] * len(chunk))}{tail}",  # noqa: S608  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
-                _flat(columns, chunk),
-            )
-            if returning:
-                results.extend(cursor.fetchall())
-        return results
+        return _sqlite_in_chunks(
+            cursor,
+            columns,
+            rows,
+            lambda values: f"INSERT INTO {table} ({names}) {values}{tail}",  # nosec B608  # identifiers from model _meta and constants; values are bound parameters
+            fetch=bool(returning),
+        )
+
+
+def _sqlite_in_chunks(
+    cursor, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]], statement, *, fetch: bool
+) -> list[tuple]:
+    """SQLite: `statement(values)` once per chunk of SQLITE_CHUNK_ROWS rows, `values` the chunk
+    as a VALUES list of parameters; the rows read back when `fetch`."""
+    results: list[tuple] = []
+    row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    for start in range(0, len(rows), SQLITE_CHUNK_ROWS):
+        chunk = rows[start : start + SQLITE_CHUNK_ROWS]
+        cursor.execute(statement(f"VALUES {', '.join([row_sql] * len(chunk))}"), _flat(columns, chunk))
+        if fetch:
+            results.extend(cursor.fetchall())
+    return results
 
 
 def rows_table(

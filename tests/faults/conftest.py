@@ -20,7 +20,7 @@ from tests.faults.api import EngineApi, in_process
 from tests.faults.ledger import URL_VARIABLE, Ledger
 from tests.faults.processes import Fleet
 from tests.faults.servers import PostgresCluster, RedisServer
-from workflows import streams as streams_module
+from tests.redis_clients import forget_redis_clients
 
 FLEET = pytest.StashKey[Fleet]()
 SERVER_LOGS = pytest.StashKey[list[Path]]()
@@ -107,21 +107,15 @@ def throwaway_redis(request, stream_prefix, tmp_path):
         override = override_settings(REDIS_URL=server.url)
         override.enable()
         overrides.append(override)
-        _forget_redis_clients()
+        forget_redis_clients()
         return server
 
     yield start
     for override in reversed(overrides):
         override.disable()
-    _forget_redis_clients()
+    forget_redis_clients()
     for server in servers:
         server.stop()
-
-
-def _forget_redis_clients() -> None:
-    """The streams module caches one client per process; make it connect to REDIS_URL anew."""
-    streams_module.redis_client.cache_clear()
-    streams_module._streams_for.cache_clear()
 
 
 @pytest.fixture

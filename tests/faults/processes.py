@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from tests.faults.servers import free_port
 from tests.polling import poll_until
 
 START_SECONDS = 60.0
@@ -29,6 +30,21 @@ LOG_TAIL_LINES = 150
 # says where it listens.
 STARTED = re.compile(r"^(worker|orchestrator|reaper) \S+ started|Listening at: http", re.MULTILINE)
 ROLES = {"runworker": "worker", "runorchestrator": "orchestrator", "runreaper": "reaper"}
+
+
+def run_manage(env: dict[str, str], *arguments: str) -> str:
+    """Run `manage.py <arguments>` to the end in `env`; its output (it must succeed)."""
+    done = subprocess.run(
+        manage(*arguments), cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, f"manage.py {' '.join(arguments)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def prepare_database(env: dict[str, str]) -> str:
+    """Migrate the database `env` names and bootstrap it; returns the API token bootstrap made."""
+    run_manage(env, "migrate", "--no-input", "-v0")
+    return re.search(r"API token: (\w+)", run_manage(env, "bootstrap")).group(1)
 
 
 def manage(*arguments: str) -> list[str]:
@@ -111,16 +127,34 @@ class Fleet:
         threading.Thread(target=self._supervise, name="fleet-supervisor", daemon=True).start()
 
     def start(
-        self, name: str, *arguments: str, supervised: bool = True, command: list | None = None
+        self,
+        name: str,
+        *arguments: str,
+        supervised: bool = True,
+        command: list | None = None,
+        env: dict[str, str] | None = None,
     ) -> Runner:
-        """Spawn `manage.py <arguments>` (or another `command`) without waiting for it to be ready."""
+        """Spawn `manage.py <arguments>` (or another `command`) without waiting for it to be ready;
+        `env` adds to the fleet's environment for this runner only (its respawns included)."""
         runner = Runner(
-            name, command or manage(*arguments), dict(self.env), self.log_dir / f"{name}.log", supervised
+            name,
+            command or manage(*arguments),
+            {**self.env, **(env or {})},
+            self.log_dir / f"{name}.log",
+            supervised,
         )
         with self.lock:
             runner.spawn()
             self.runners.append(runner)
         return runner
+
+    def start_api(self, *, workers: int = 2, env: dict[str, str] | None = None) -> tuple[Runner, str]:
+        """gunicorn serving the API on a free port, for a test that drives it over real HTTP;
+        returns the runner and its base URL."""
+        port = free_port()
+        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+        command = [gunicorn, "orchestrator_site.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers)]
+        return self.start("api", command=command, env=env), f"http://127.0.0.1:{port}"
 
     def start_engine(
         self,

@@ -3,15 +3,11 @@ CRASH_POINT hook, as under kill -9): the client gets no answer, the execution is
 roots QUEUED in PostgreSQL, and the reaper publishes them after REPUBLISH_AFTER_SECONDS; the
 execution completes, each effect once."""
 
-import sys
-from pathlib import Path
-
 import pytest
 from rest_framework.authtoken.models import Token
 
 from tests.faults.api import EngineApi, Unavailable, over_http
 from tests.faults.dags import chain
-from tests.faults.servers import free_port
 from workflows import crash_points
 from workflows.models import Execution, TaskRun
 
@@ -20,16 +16,11 @@ pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 def test_an_api_killed_after_the_trigger_commits_leaves_the_roots_to_the_reaper(fleet, alice, ledger):
     token, _ = Token.objects.get_or_create(user=alice)
-    port = free_port()
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    fleet.env[crash_points.VARIABLE] = "after_trigger_commit"
-    server = fleet.start(
-        "api", command=[gunicorn, "orchestrator_site.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1"]
-    )
-    del fleet.env[crash_points.VARIABLE]  # only the API process dies
+    # Only the API process dies there.
+    server, base_url = fleet.start_api(workers=1, env={crash_points.VARIABLE: "after_trigger_commit"})
     fleet.start_engine(workers=1)
     fleet.wait_started([server])
-    send = over_http(f"http://127.0.0.1:{port}", token.key)
+    send = over_http(base_url, token.key)
     status, submitted = send("POST", "/api/v1/workflow", chain("crash after commit", 3))
     assert status == 201, submitted
     execution_id = submitted["execution_id"]

@@ -10,18 +10,14 @@ the full one: 5 minutes, 500 workflows."""
 import contextlib
 import os
 import random
-import re
 import signal
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.faults.api import EngineApi, Unavailable, over_http
 from tests.faults.dags import node, workflow
-from tests.faults.servers import free_port
-from tests.faults.test_postgres_faults import manage
+from tests.faults.processes import prepare_database
 from tests.polling import poll_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
@@ -68,16 +64,11 @@ def test_chaos_soak_every_execution_completes_each_effect_once(
         DATABASE_URL=throwaway_postgres.url("orchestrator"),
         VAR_DIR=str(tmp_path / "var"),
     )
-    manage(fleet.env, "migrate", "--no-input", "-v0")
-    token = re.search(r"API token: (\w+)", manage(fleet.env, "bootstrap")).group(1)
-    port = free_port()
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    server = fleet.start(
-        "api", command=[gunicorn, "orchestrator_site.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"]
-    )
+    token = prepare_database(fleet.env)
+    server, base_url = fleet.start_api()
     runners = fleet.start_engine(workers=2, concurrency=4, orchestrators=2)
     fleet.wait_started([server])
-    api = EngineApi(over_http(f"http://127.0.0.1:{port}", token))
+    api = EngineApi(over_http(base_url, token))
     # Workflows go in all through the soak, so that faults keep landing on work in flight.
     share = max(1, round(SOAK_WORKFLOWS * MEAN_PAUSE_SECONDS / SOAK_SECONDS))
     executions: list[str] = []

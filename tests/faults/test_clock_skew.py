@@ -27,12 +27,7 @@ def start_skewed(fleet, name: str, skew: str):
     """A worker whose wall clock is `skew` off; its monotonic clock stays true, as on a host
     whose time is set wrong (and timed waits keep working)."""
     skewed = {"LD_PRELOAD": str(LIBFAKETIME), "FAKETIME": skew, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
-    fleet.env.update(skewed)
-    try:
-        return fleet.start(name, "runworker", "--concurrency", "4")
-    finally:
-        for variable in skewed:
-            del fleet.env[variable]
+    return fleet.start(name, "runworker", "--concurrency", "4", env=skewed)
 
 
 @pytest.mark.skipif(not LIBFAKETIME.exists(), reason="faketime is not installed (make test installs it)")

@@ -3,19 +3,15 @@ client): the API answers 503 database_unavailable, never a 500; a runner that (r
 meanwhile backs off instead of crash-looping; once the connections are freed everything flows
 again, each effect once."""
 
-import re
 import signal
-import sys
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.faults.api import EngineApi, over_http
 from tests.faults.dags import chain
-from tests.faults.servers import free_port
-from tests.faults.test_postgres_faults import manage
+from tests.faults.processes import prepare_database
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
@@ -41,18 +37,11 @@ def test_connections_exhausted_api_answers_503_and_runners_recover(
     throwaway_postgres.restart()
     # The API opens a connection per request, as behind a pooler: it needs a free slot each time.
     fleet.env.update(DATABASE_URL=throwaway_postgres.url("orchestrator"), VAR_DIR=str(tmp_path / "var"))
-    manage(fleet.env, "migrate", "--no-input", "-v0")
-    token = re.search(r"API token: (\w+)", manage(fleet.env, "bootstrap")).group(1)
-    port = free_port()
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    fleet.env["DB_CONN_MAX_AGE"] = "0"
-    server = fleet.start(
-        "api", command=[gunicorn, "orchestrator_site.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1"]
-    )
-    del fleet.env["DB_CONN_MAX_AGE"]
+    token = prepare_database(fleet.env)
+    server, base_url = fleet.start_api(workers=1, env={"DB_CONN_MAX_AGE": "0"})
     fleet.start_engine(workers=1, orchestrators=1)
     fleet.wait_started([server])
-    send = over_http(f"http://127.0.0.1:{port}", token)
+    send = over_http(base_url, token)
     api = EngineApi(send, check=fleet.check_unsupervised_alive)
     before = api.run(chain("before", 2))
     assert api.wait_for_end(before)["status"] == "COMPLETED"

@@ -5,48 +5,24 @@ The engine's database here is the throwaway cluster, so the test drives it over 
 through an API server of its own; the effects ledger stays in pytest-django's database.
 """
 
-import re
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-from django.conf import settings
 
 from tests.faults.api import EngineApi, over_http
 from tests.faults.dags import chain, fan_out, node, workflow
 from tests.faults.ledger import EFFECT
-from tests.faults.servers import free_port
+from tests.faults.processes import prepare_database
 from tests.polling import poll_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 
-def manage(env: dict, *arguments: str) -> str:
-    done = subprocess.run(
-        [sys.executable, str(settings.BASE_DIR / "manage.py"), *arguments],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, f"manage.py {' '.join(arguments)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
 def test_postgres_restarted_runners_reconnect_and_runs_complete(throwaway_postgres, fleet, ledger, tmp_path):
     fleet.env.update(DATABASE_URL=throwaway_postgres.url("orchestrator"), VAR_DIR=str(tmp_path / "var"))
-    manage(fleet.env, "migrate", "--no-input", "-v0")
-    token = re.search(r"API token: (\w+)", manage(fleet.env, "bootstrap")).group(1)
-    port = free_port()
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    server = fleet.start(
-        "api", command=[gunicorn, "orchestrator_site.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"]
-    )
+    token = prepare_database(fleet.env)
+    server, base_url = fleet.start_api()
     fleet.start_engine(workers=2)
     fleet.wait_started([server])
-    api = EngineApi(over_http(f"http://127.0.0.1:{port}", token), check=fleet.check_unsupervised_alive)
+    api = EngineApi(over_http(base_url, token), check=fleet.check_unsupervised_alive)
     executions = [api.run(chain("chain", 6, seconds=0.3)), api.run(fan_out("fan-out", 4, seconds=0.6))]
     poll_until(
         lambda: sum(sum(ledger.counts(e, EFFECT).values()) for e in executions) >= 3,

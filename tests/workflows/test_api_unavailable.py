@@ -6,8 +6,8 @@ import pytest
 import redis
 
 from tests.faults.servers import free_port
+from tests.redis_clients import forget_redis_clients
 from tests.workflows.api_driver import assert_error, submit, workflow
-from workflows import streams as streams_module
 from workflows.api.errors import exception_handler
 from workflows.models import Execution, TaskRun
 from workflows.outages import reason
@@ -25,12 +25,6 @@ def redis_down(settings, streams):
     yield
     settings.REDIS_URL = real
     forget_redis_clients()
-
-
-def forget_redis_clients() -> None:
-    streams_module.redis_client.cache_clear()
-    streams_module.blocking_redis_client.cache_clear()
-    streams_module._streams_for.cache_clear()
 
 
 def test_a_long_poll_answers_503_redis_unavailable(alice_client, fast_password_hashing, streams, redis_down):
