@@ -1,0 +1,287 @@
+"""`python -m orchestrator_client`: submit, watch and triage workflows from a shell.
+
+Data (results, dead letters, `--json`) goes to stdout as JSON, so scripts can pipe it; progress
+and errors go to stderr. Exit codes: 0 completed or done, 1 the execution failed, was cancelled
+or timed out, or the API refused, 2 usage error, 3 gave up waiting.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from orchestrator_client.client import Client
+from orchestrator_client.connection import TOKEN_VARIABLE, URL_VARIABLE
+from orchestrator_client.errors import ApiError, OrchestratorError, WaitTimedOut
+from orchestrator_client.models import ExecutionStatus
+
+DONE, FAILED, GAVE_UP = 0, 1, 3  # 2, a usage error, is argparse's
+# Short long polls while someone watches: a poll answers at once when the execution ends, and
+# returning every few seconds lets the display move while it runs.
+WATCH_POLL_SECONDS = 2.0
+FINISHED_TASK_STATES = ("completed", "skipped", "failed", "cancelled")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for option, variable in (("url", URL_VARIABLE), ("token", TOKEN_VARIABLE)):
+        if not (getattr(args, option) or os.environ.get(variable)):
+            parser.error(f"no API {option}: pass --{option} or set {variable}")
+    try:
+        with Client(args.url, args.token) as client:
+            return args.command(client, args)
+    except UsageError as exc:
+        parser.error(str(exc))
+    except WaitTimedOut as exc:
+        _finish_progress_line()
+        print(f"gave up waiting: {exc}", file=sys.stderr)
+        return GAVE_UP
+    except ApiError as exc:
+        _finish_progress_line()
+        details = f" {json.dumps(exc.details)}" if exc.details else ""
+        print(f"error: {exc.code}: {exc.message} (HTTP {exc.status}){details}", file=sys.stderr)
+        return FAILED
+    except OrchestratorError as exc:
+        _finish_progress_line()
+        print(f"error: {exc}", file=sys.stderr)
+        return FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+class UsageError(Exception):
+    """A bad argument found after parsing (an unreadable file, params that are not JSON)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestrator_client",
+        description="Submit, watch and triage workflows through the orchestrator's REST API.",
+        epilog="exit codes: 0 completed or done, 1 failed/cancelled/timed out or API error, "
+        "2 usage error, 3 gave up waiting",
+    )
+    parser.add_argument(
+        "--url", help=f"the API's base URL, e.g. http://127.0.0.1:8000 (default: ${URL_VARIABLE})"
+    )
+    parser.add_argument("--token", help=f"an API token (default: ${TOKEN_VARIABLE})")
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    submit = commands.add_parser("submit", help="submit a workflow file and trigger it")
+    submit.add_argument("file", type=Path, help="the workflow's JSON document ('-' for stdin)")
+    submit.add_argument("--params", default="{}", help='trigger params as JSON, e.g. \'{"data": "yes"}\'')
+    submit.add_argument(
+        "--wait",
+        nargs="?",
+        type=float,
+        const=float("inf"),
+        metavar="SECONDS",
+        help="wait until the execution ends (at most SECONDS) and print its final status",
+    )
+    submit.add_argument("--idempotency-key", help="the same key on a retry submits only once")
+    submit.add_argument("--json", action="store_true", help="with --wait: the final status as JSON")
+    submit.set_defaults(command=submit_command)
+
+    status = commands.add_parser("status", help="an execution's status and node states")
+    status.add_argument("execution_id")
+    status.add_argument("--watch", action="store_true", help="refresh until the execution ends")
+    status.add_argument("--timeout", type=float, help="with --watch: give up after this many seconds")
+    status.add_argument("--json", action="store_true", help="the status as JSON")
+    status.set_defaults(command=status_command)
+
+    results = commands.add_parser("results", help="the outputs of the completed nodes, as JSON")
+    results.add_argument("execution_id")
+    results.set_defaults(command=results_command)
+
+    cancel = commands.add_parser("cancel", help="cancel an execution")
+    cancel.add_argument("execution_id")
+    cancel.set_defaults(command=cancel_command)
+
+    dlq = commands.add_parser("dlq", help="dead letters (operators)")
+    dlq_commands = dlq.add_subparsers(title="dead letters", required=True, metavar="ACTION")
+    listing = dlq_commands.add_parser("list", help="dead letters as JSON, newest first")
+    listing.add_argument("--status", help="OPEN, RETRIED or DISCARDED")
+    listing.add_argument("--handler")
+    listing.add_argument("--category")
+    listing.add_argument("--execution", help="an execution id")
+    listing.set_defaults(command=dlq_list_command)
+    for name, verb in (("retry", "run its task again"), ("discard", "close it without running it")):
+        action = dlq_commands.add_parser(name, help=f"{verb}; prints the dead letter as JSON")
+        action.add_argument("letter_id", type=int)
+        action.add_argument("--note", default="", help="why, kept with the dead letter")
+        action.set_defaults(command=dlq_retry_command if name == "retry" else dlq_discard_command)
+    return parser
+
+
+def submit_command(client: Client, args: argparse.Namespace) -> int:
+    dag, params = _read_json_file(args.file), _parse_json(args.params, "--params")
+    submitted = client.submit(dag, idempotency_key=args.idempotency_key)
+    triggered = client.trigger(submitted.execution_id, params)
+    if args.wait is None:
+        print(submitted.execution_id)
+        print(f"execution {triggered.execution_id}: {triggered.status}", file=sys.stderr)
+        return DONE
+    timeout = None if args.wait == float("inf") else args.wait
+    final = client.wait(
+        submitted.execution_id, timeout, on_progress=ProgressLine(sys.stderr), poll_seconds=WATCH_POLL_SECONDS
+    )
+    _finish_progress_line()
+    if args.json:
+        print_json(final)
+    else:
+        print(status_table(final))
+    return exit_code(final)
+
+
+def status_command(client: Client, args: argparse.Namespace) -> int:
+    if not args.watch:
+        current = client.status(args.execution_id)
+        if args.json:
+            print_json(current)
+        else:
+            print(status_table(current))
+        return exit_code(current)
+    show: Callable[[ExecutionStatus], object] = print_json if args.json else LiveTable(sys.stdout)
+    final = client.wait(args.execution_id, args.timeout, on_progress=show, poll_seconds=WATCH_POLL_SECONDS)
+    return exit_code(final)
+
+
+def results_command(client: Client, args: argparse.Namespace) -> int:
+    return print_json(client.results(args.execution_id))
+
+
+def cancel_command(client: Client, args: argparse.Namespace) -> int:
+    cancelled = client.cancel(args.execution_id)
+    print(f"execution {cancelled.execution_id}: {cancelled.status}")
+    return DONE
+
+
+def dlq_list_command(client: Client, args: argparse.Namespace) -> int:
+    letters = client.dead_letters(
+        status=args.status, handler=args.handler, category=args.category, execution=args.execution
+    )
+    return print_json(list(letters))
+
+
+def dlq_retry_command(client: Client, args: argparse.Namespace) -> int:
+    return print_json(client.dead_letter_retry(args.letter_id, note=args.note))
+
+
+def dlq_discard_command(client: Client, args: argparse.Namespace) -> int:
+    return print_json(client.dead_letter_discard(args.letter_id, note=args.note))
+
+
+def exit_code(status: ExecutionStatus) -> int:
+    """0 unless the execution ended any other way than COMPLETED."""
+    return FAILED if status.finished and not status.succeeded else DONE
+
+
+def print_json(data: Any) -> int:
+    print(json.dumps(_plain(data), indent=2, default=str))
+    return DONE
+
+
+def _plain(data: Any) -> Any:
+    if dataclasses.is_dataclass(data):
+        return {field.name: _plain(getattr(data, field.name)) for field in dataclasses.fields(data)}
+    if isinstance(data, list):
+        return [_plain(item) for item in data]
+    if isinstance(data, datetime):
+        return data.isoformat()
+    return data
+
+
+def progress_summary(status: ExecutionStatus) -> str:
+    """`RUNNING: 3/7 nodes done, 2 completed, 1 skipped, 0 failed, 2 running`."""
+    counts = status.progress
+    done = sum(counts.get(state, 0) for state in FINISHED_TASK_STATES)
+    parts = [f"{done}/{counts.get('total', len(status.node_statuses))} nodes done"]
+    parts += [f"{counts.get(state, 0)} {state}" for state in ("completed", "skipped", "failed", "running")]
+    if counts.get("cancelled"):
+        parts.append(f"{counts['cancelled']} cancelled")
+    return f"{status.status}: " + ", ".join(parts)
+
+
+def status_table(status: ExecutionStatus) -> str:
+    """The execution, then one line per node with its state (the worker of a running one)."""
+    width = max((len(node) for node in status.node_statuses), default=4)
+    lines = [f"execution {status.execution_id} ({status.workflow_name}): {status.status}"]
+    lines.append(f"  {'NODE':<{width}}  STATE")
+    for node, state in status.node_statuses.items():
+        worker = status.running.get(node, {}).get("worker")
+        lines.append(f"  {node:<{width}}  {state}" + (f"  on {worker}" if worker else ""))
+    lines.append(progress_summary(status))
+    if status.error:
+        lines.append(f"error: {json.dumps(status.error)}")
+    return "\n".join(lines)
+
+
+class ProgressLine:
+    """One progress line on `stream`: rewritten in place on a terminal, one line per change
+    elsewhere (a log file, a CI job)."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.last = ""
+
+    def __call__(self, status: ExecutionStatus) -> None:
+        line = progress_summary(status)
+        if line == self.last:
+            return
+        self.last = line
+        if self.stream.isatty():
+            self.stream.write(f"\r\x1b[K{line}")
+            _open_lines.add(self.stream)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+class LiveTable:
+    """The status table, redrawn in place on a terminal; printed again on each change elsewhere."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.last = ""
+
+    def __call__(self, status: ExecutionStatus) -> None:
+        table = status_table(status)
+        if table == self.last:
+            return
+        self.last = table
+        if self.stream.isatty():
+            self.stream.write("\x1b[H\x1b[J" + table + "\n")  # home, clear, draw
+        else:
+            self.stream.write(table + "\n\n")
+        self.stream.flush()
+
+
+# Terminals left in the middle of a progress line, ended before anything else is printed.
+_open_lines: set = set()
+
+
+def _finish_progress_line() -> None:
+    while _open_lines:
+        stream = _open_lines.pop()
+        stream.write("\n")
+        stream.flush()
+
+
+def _read_json_file(path: Path) -> Any:
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    return _parse_json(text, str(path))
+
+
+def _parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{what} is not JSON: {exc}") from None
