@@ -10,13 +10,12 @@ python -m bench.celery_client submit --size 1000
 import argparse
 import json
 import sys
-import threading
 import time
-from collections import Counter
 
 from celery import chain, chord
 
 from bench.celery_app import make_app
+from bench.closed_loop import run_closed_loop
 
 TIMEOUT = 300.0
 
@@ -49,56 +48,20 @@ def ready(workers: int) -> dict:
 
 def load(workflows: int, clients: int) -> dict:
     """`clients` threads, each with its own app: a two-task chain, then wait for its result."""
-    lock = threading.Lock()
-    remaining = iter(range(workflows))
-    start = threading.Event()
-    latencies: list[float] = []
-    statuses: Counter = Counter()
-    errors: list[str] = []
-    deadline = [0.0]
 
-    def take() -> int | None:
-        if time.monotonic() > deadline[0]:
-            return None
-        with lock:
-            return next(remaining, None)
-
-    def client_loop() -> None:
+    def connect():
         app = make_app()
         with app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=3)
         app.backend.client.ping()
-        start.wait()
-        while take() is not None:
-            began = time.perf_counter()
-            try:
-                chain(noop(app), noop(app)).apply_async().get(
-                    timeout=max(1.0, deadline[0] - time.monotonic())
-                )
-            except Exception as exc:  # any failure is a data point for the report, not a crash
-                with lock:
-                    statuses["ERROR"] += 1
-                    errors.append(f"{exc.__class__.__name__}: {exc}")
-                continue
-            with lock:
-                statuses["SUCCESS"] += 1
-                latencies.append(time.perf_counter() - began)
+        return app
 
-    threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    time.sleep(1.0)  # let every client connect before the clock starts
-    began = time.perf_counter()
-    deadline[0] = time.monotonic() + TIMEOUT
-    start.set()
-    for thread in threads:
-        thread.join(timeout=max(0.0, deadline[0] + 5 - time.monotonic()))
-    return {
-        "latencies": latencies,
-        "statuses": dict(statuses),
-        "errors": errors[:20],
-        "wall_seconds": time.perf_counter() - began,
-    }
+    def run_one(app, seconds_left: float) -> None:
+        chain(noop(app), noop(app)).apply_async().get(timeout=seconds_left)
+
+    return run_closed_loop(
+        workflows=workflows, clients=clients, connect=connect, run_one=run_one, timeout=TIMEOUT
+    )
 
 
 def run_canvas(canvas_for, size: int) -> dict:

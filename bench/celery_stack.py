@@ -5,17 +5,13 @@ there is no prefork parent/child pipe in the way of a no-op task. Broker and res
 the same Redis server as the engine, on a database number of their own.
 """
 
-import json
 import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from bench.engine_stack import REPO, StackError, redis_server_pid
+from bench.engine_stack import redis_server_pid
+from bench.peer import REPO, PeerStack
 from bench.supervisor import Supervisor
 
 VENV = REPO / "var" / "bench-venv"
@@ -30,94 +26,36 @@ WORKER_FLAGS = [
 ]
 
 
-def ensure_venv(log: Path) -> Path:
-    """Create var/bench-venv with Celery on first use; returns its python."""
-    python = VENV / "bin" / "python"
-    marker = VENV / ".installed"
-    if marker.exists() and marker.read_text() == " ".join(REQUIREMENTS):
-        return python
-    print(f"creating {VENV} (pip install {' '.join(REQUIREMENTS)}) ...", file=sys.stderr, flush=True)
-    with log.open("ab") as out:
-        for command in (
-            [sys.executable, "-m", "venv", str(VENV)],
-            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *REQUIREMENTS],
-        ):
-            done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, timeout=600, check=False)
-            if done.returncode:
-                raise StackError(f"{' '.join(command)} exited {done.returncode}; see {log}")
-    marker.write_text(" ".join(REQUIREMENTS))
-    return python
-
-
 def celery_url(redis_url: str) -> str:
     """The engine's Redis server with another database number (BENCH_CELERY_REDIS_DB, default 15)."""
     db = os.environ.get("BENCH_CELERY_REDIS_DB", str(DEFAULT_DB))
     return urlunsplit(urlsplit(redis_url)._replace(path=f"/{db}", query=""))
 
 
-class CeleryStack:
+class CeleryStack(PeerStack):
     """3 `celery worker --pool solo` processes; the shapes run in a client subprocess of the venv."""
 
     name = "celery"
-    rss_roles = ("worker",)
+    venv = VENV
+    requirements = REQUIREMENTS
+    client_module = "bench.celery_client"
 
     def __init__(self, supervisor: Supervisor, *, redis_url: str):
-        self.supervisor = supervisor
+        super().__init__(supervisor)
         self.url = celery_url(redis_url)
         self.queue = f"bench-{os.getpid()}"
-        self.python: Path | None = None
-        self.pids: list[int] = []
         self.redis_pid: int | None = None
 
     def env(self) -> dict:
-        return {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
-            "BENCH_CELERY_URL": self.url,
-            "BENCH_CELERY_QUEUE": self.queue,
-        }
+        return {**super().env(), "BENCH_CELERY_URL": self.url, "BENCH_CELERY_QUEUE": self.queue}
 
     def start(self) -> None:
-        self.python = ensure_venv(self.supervisor.log_path("bench-venv"))
-        celery = str(self.python.parent / "celery")
+        celery = str(self.install().parent / "celery")
         self.redis_pid = redis_server_pid(redis.Redis.from_url(self.url))
         for i in range(WORKERS):
-            process = self.supervisor.spawn(
-                f"celery-worker-{i + 1}",
-                [
-                    celery,
-                    "-A",
-                    "bench.celery_app",
-                    "worker",
-                    "-Q",
-                    self.queue,
-                    "-n",
-                    f"bench{i + 1}@%h",
-                    *WORKER_FLAGS,
-                ],
-                env=self.env(),
-                cwd=REPO,
-            )
-            self.pids.append(process.pid)
+            worker = [celery, "-A", "bench.celery_app", "worker", "-Q", self.queue, "-n", f"bench{i + 1}@%h"]
+            self.spawn_worker(i + 1, [*worker, *WORKER_FLAGS])
         self.run_client("ready", "--workers", str(WORKERS), timeout=120)
-
-    def run_client(self, *args: str, timeout: float = 600) -> dict:
-        """Run one shape in the venv's python; its last stdout line is the JSON result."""
-        began = time.monotonic()
-        done = subprocess.run(
-            [str(self.python), "-m", "bench.celery_client", *args],
-            env=self.env(),
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        with self.supervisor.log_path("celery-client").open("a") as log:
-            log.write(f"$ celery_client {' '.join(args)} ({time.monotonic() - began:.1f}s)\n{done.stderr}")
-        if done.returncode or not done.stdout.strip():
-            raise StackError(f"celery_client {' '.join(args)} exited {done.returncode}: {done.stderr[-800:]}")
-        return json.loads(done.stdout.strip().splitlines()[-1])
 
     def roles(self) -> dict[str, list[int]]:
         return {"worker": list(self.pids), "redis": [self.redis_pid] if self.redis_pid else []}

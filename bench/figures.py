@@ -32,6 +32,7 @@ FIGURES = [
     Figure("wide_500_ms", "wide 1->500->1: trigger->COMPLETED (ms)", 0),
     Figure("wide_5000_ms", "wide 1->5000->1: trigger->COMPLETED (ms)", 0),
     Figure("deep_100_ms_per_hop", "deep 100-chain: ms per hop", 2),
+    Figure("deep_100_executed_ms_per_step", "deep 100-chain: ms per step, dequeue->end", 2),
     Figure("submit_1000_ms", "submit 1,000-node DAG (ms)", 0),
     Figure("rss_api_mib", "peak RSS api, largest process (MiB)", 0),
     Figure("rss_worker_mib", "peak RSS worker, largest process (MiB)", 0),

@@ -66,6 +66,18 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def database_backends(postmaster_pid: int | None, database: str) -> list[int]:
+    """The PostgreSQL server's backends connected to `database` (not its other sessions)."""
+    if not postmaster_pid:
+        return []
+    needle = f" {database} "
+    return [
+        stat.pid
+        for stat in all_stats().values()
+        if stat.ppid == postmaster_pid and needle in cmdline(stat.pid)
+    ]
+
+
 def memory_kib(pid: int) -> tuple[int, int]:
     """(VmRSS, VmHWM) in KiB; (0, 0) when the process is gone."""
     values = {"VmRSS": 0, "VmHWM": 0}

@@ -5,7 +5,14 @@ from pathlib import Path
 
 from bench.figures import BY_KEY, FIGURES
 
-COLUMNS = (("engine-pg", "engine(PostgreSQL)"), ("engine-embedded", "engine(embedded)"), ("celery", "Celery"))
+COLUMNS = (
+    ("engine-pg", "engine(PostgreSQL)"),
+    ("engine-embedded", "engine(embedded)"),
+    ("celery", "Celery"),
+    ("dbos", "DBOS"),
+)
+# engine(PG) / each peer, in the columns after the systems'.
+PEERS = (("celery", "Celery"), ("dbos", "DBOS"))
 NOTES = """\
 Cells: median (min-max) over the runs; "-" not measured or not applicable, "FAILED" measured but no value.
 engine: gunicorn API (2 workers x 16 threads), 3 runworker (8 threads each), 2 runorchestrator, 1 runreaper;
@@ -18,6 +25,12 @@ Celery: 3 `celery worker --pool solo` processes, Redis broker + result backend (
   load = chain(noop, noop); wide = chord(N noops) -> join; deep = chain of 100; each timed apply_async ->
   result, so wide includes the client publishing N messages. No submit row: Celery cannot store a
   workflow without running it.
+DBOS: 3 worker processes (DBOS queue workers), system database bench_dbos on the same PostgreSQL, DBOS
+  defaults (queue polled every 1 s, no concurrency limits; clients wait with get_result, polling every
+  1 s); no-op steps, each step's outcome committed before the next. Each shape enqueued with
+  DBOSClient.enqueue -> get_result: load = a workflow of two steps; wide = a workflow running a root step,
+  enqueuing N steps on the queue, waiting on their handles, then a join step; deep = a workflow of 100
+  steps in sequence. Wide 5,000 runs in the first run only (about 45 s each): "(1 run)".
 CPU per 1,000 tasks: utime+stime of each role's process trees during that shape / tasks it ran (engine API
   CPU in load: each workflow's submit, trigger and polls). PostgreSQL: backends connected to orchestrator_bench;
   Redis: the whole redis-server process (shared with anything else using it).
@@ -41,25 +54,30 @@ def format_cell(record: dict | None, key: str) -> str:
         cell += (
             f" ({format_value(summary['min'], figure.digits)}-{format_value(summary['max'], figure.digits)})"
         )
+    elif len(record.get("runs", ())) > 1:
+        cell += " (1 run)"
     return cell
 
 
-def ratio(results: dict, key: str) -> str:
+def ratio(results: dict, key: str, peer: str) -> str:
+    """engine(PG)'s median over `peer`'s, "-" when either is missing."""
     engine = results["backends"].get("engine-pg", {}).get("summary", {}).get(key)
-    celery = results["backends"].get("celery", {}).get("summary", {}).get(key)
-    if not engine or not celery or not celery["median"]:
+    other = results["backends"].get(peer, {}).get("summary", {}).get(key)
+    if not engine or not other or not other["median"]:
         return "-"
-    return f"{engine['median'] / celery['median']:.2f}x"
+    return f"{engine['median'] / other['median']:.2f}x"
 
 
 def table(results: dict) -> str:
-    header = ["figure", *(title for _, title in COLUMNS), "engine(PG)/Celery"]
+    """One row per figure some system measured; a ratio column per peer that ran."""
+    peers = [(name, title) for name, title in PEERS if name in results["backends"]]
+    header = ["figure", *(title for _, title in COLUMNS), *(f"engine(PG)/{title}" for _, title in peers)]
     rows = [header]
     for figure in FIGURES:
         cells = [format_cell(results["backends"].get(name), figure.key) for name, _ in COLUMNS]
         if all(cell == "-" for cell in cells):
             continue
-        rows.append([figure.label, *cells, ratio(results, figure.key)])
+        rows.append([figure.label, *cells, *(ratio(results, figure.key, name) for name, _ in peers)])
     return align(rows, left=1, rule=True)
 
 

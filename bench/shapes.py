@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import workloads
-from bench.celery_stack import CeleryStack
 from bench.engine_client import EngineClient
 from bench.figures import percentile
+from bench.peer import PeerStack
 
 LOAD_WORKFLOWS = 250
 LOAD_CLIENTS = 50
@@ -34,16 +34,21 @@ class Outcome:
 class Shape:
     name: str
     run: Callable[[object], Outcome]
+    first_run_only: bool = False
 
 
-def plan(*, wide_sizes: tuple[int, ...], submit: bool) -> list[Shape]:
-    """The shapes of one run; `submit` is engine-only (Celery has no store-without-running)."""
-    return [
-        Shape("load", run_load),
-        *[Shape(f"wide-{n}", lambda stack, n=n: run_wide(stack, n)) for n in wide_sizes],
-        Shape("deep", run_deep),
-        *([Shape("submit", run_submit)] if submit else []),
+def plan(
+    *, wide_sizes: tuple[int, ...], submit: bool, first_run_only: frozenset[str] = frozenset()
+) -> list[Shape]:
+    """The shapes of one run; `submit` is engine-only (the peers have no store-without-running);
+    shapes named in `first_run_only` run in the first of the runs only."""
+    runs = [
+        ("load", run_load),
+        *[(f"wide-{n}", lambda stack, n=n: run_wide(stack, n)) for n in wide_sizes],
+        ("deep", run_deep),
+        *([("submit", run_submit)] if submit else []),
     ]
+    return [Shape(name, run, first_run_only=name in first_run_only) for name, run in runs]
 
 
 def load_figures(latencies: list[float], wall: float, completed: int) -> dict:
@@ -57,7 +62,7 @@ def load_figures(latencies: list[float], wall: float, completed: int) -> dict:
 
 
 def run_load(stack) -> Outcome:
-    if isinstance(stack, CeleryStack):
+    if isinstance(stack, PeerStack):
         raw = stack.run_client("load", "--workflows", str(LOAD_WORKFLOWS), "--clients", str(LOAD_CLIENTS))
         statuses, errors, completed_status = raw["statuses"], raw["errors"], "SUCCESS"
         latencies, wall = raw["latencies"], raw["wall_seconds"]
@@ -77,19 +82,24 @@ def run_load(stack) -> Outcome:
 
 def run_wide(stack, width: int) -> Outcome:
     key = f"wide_{width}_ms"
-    if isinstance(stack, CeleryStack):
+    if isinstance(stack, PeerStack):
         raw = stack.run_client("wide", "--size", str(width))
-        return _canvas_outcome(raw, key, raw["seconds"] * 1000, width + 1 + raw.get("extra_tasks", 0))
+        return _peer_outcome(raw, key, raw["seconds"] * 1000, width + 1 + raw.get("extra_tasks", 0))
     raw = _client(stack).run_to_end(workloads.fan_out_in(width), poll=LONG_POLL, timeout=SHAPE_TIMEOUT)
     return _engine_outcome(raw, key, raw["seconds"] * 1000, f"wide-{width}")
 
 
 def run_deep(stack) -> Outcome:
     key = "deep_100_ms_per_hop"
-    if isinstance(stack, CeleryStack):
+    if isinstance(stack, PeerStack):
         raw = stack.run_client("deep", "--size", str(DEEP_LENGTH))
         per_hop = raw["seconds"] * 1000 / (DEEP_LENGTH - 1)
-        return _canvas_outcome(raw, key, per_hop, DEEP_LENGTH + raw.get("extra_tasks", 0))
+        outcome = _peer_outcome(raw, key, per_hop, DEEP_LENGTH + raw.get("extra_tasks", 0))
+        if outcome.figures[key] is not None and raw.get("executed_seconds") is not None:
+            # DBOS records when a worker dequeued the workflow and when it ended: the steps
+            # themselves, without the queue's and the client's polling.
+            outcome.figures["deep_100_executed_ms_per_step"] = raw["executed_seconds"] * 1000 / DEEP_LENGTH
+        return outcome
     raw = _client(stack).run_to_end(workloads.chain(DEEP_LENGTH), poll=LONG_POLL, timeout=SHAPE_TIMEOUT)
     return _engine_outcome(raw, key, raw["seconds"] * 1000 / (DEEP_LENGTH - 1), "deep")
 
@@ -109,7 +119,7 @@ def _engine_outcome(raw: dict, key: str, value: float, shape: str) -> Outcome:
     return Outcome({key: value}, tasks=raw["tasks"])
 
 
-def _canvas_outcome(raw: dict, key: str, value: float, tasks: int) -> Outcome:
+def _peer_outcome(raw: dict, key: str, value: float, tasks: int) -> Outcome:
     if raw["status"] != "SUCCESS":
         return Outcome({key: None}, problems=[f"{key}: {raw['status']}"])
     return Outcome({key: value}, tasks=tasks)

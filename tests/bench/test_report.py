@@ -1,0 +1,89 @@
+"""The bench's table and comparison: a ratio column per peer that ran, figures measured in fewer
+runs marked, and result files from before DBOS joined the bench still compared."""
+
+from bench.figures import summarise
+from bench.report import compare, format_cell, ratio, table
+
+
+def backend(*runs: dict) -> dict:
+    """A system's record as the suite writes it: its runs' figures and their summary."""
+    return {
+        "runs": [{"figures": figures} for figures in runs],
+        "summary": summarise(list(runs)),
+        "errors": [],
+    }
+
+
+def results(**backends: dict) -> dict:
+    return {"backends": {name.replace("_", "-"): record for name, record in backends.items()}}
+
+
+ENGINE = backend({"wide_500_ms": 300.0}, {"wide_500_ms": 200.0}, {"wide_500_ms": 250.0})
+CELERY = backend({"wide_500_ms": 1000.0}, {"wide_500_ms": 1250.0}, {"wide_500_ms": 1500.0})
+DBOS = backend({"wide_500_ms": 5000.0}, {"wide_500_ms": 6000.0}, {"wide_500_ms": 4000.0})
+
+
+def table_row(text: str, label: str) -> list[str]:
+    line = next(line for line in text.splitlines() if line.startswith(label))
+    return line[len(label) :].split()
+
+
+def test_ratio_is_engine_median_over_the_peer_median():
+    both = results(engine_pg=ENGINE, celery=CELERY, dbos=DBOS)
+
+    assert ratio(both, "wide_500_ms", "celery") == "0.20x"
+    assert ratio(both, "wide_500_ms", "dbos") == "0.05x"
+
+
+def test_no_ratio_without_both_figures():
+    assert ratio(results(engine_pg=ENGINE), "wide_500_ms", "dbos") == "-"
+    assert ratio(results(engine_pg=ENGINE, dbos=DBOS), "load_throughput", "dbos") == "-"
+
+
+def test_table_prints_a_ratio_column_per_peer():
+    text = table(results(engine_pg=ENGINE, celery=CELERY, dbos=DBOS))
+
+    assert text.splitlines()[0].split()[-2:] == ["engine(PG)/Celery", "engine(PG)/DBOS"]
+    assert table_row(text, "wide 1->500->1")[-2:] == ["0.20x", "0.05x"]
+
+
+def test_table_without_dbos_has_only_the_celery_ratio():
+    text = table(results(engine_pg=ENGINE, celery=CELERY))
+
+    assert "engine(PG)/Celery" in text
+    assert "engine(PG)/DBOS" not in text
+    assert table_row(text, "wide 1->500->1")[-1] == "0.20x"
+
+
+def test_a_figure_from_fewer_runs_than_the_others_says_so():
+    record = backend(
+        {"wide_5000_ms": 46000.0, "wide_500_ms": 6000.0}, {"wide_500_ms": 5000.0}, {"wide_500_ms": 7000.0}
+    )
+
+    assert format_cell(record, "wide_5000_ms") == "46,000 (1 run)"
+    assert format_cell(record, "wide_500_ms") == "6,000 (5,000-7,000)"
+
+
+def test_a_single_run_is_not_marked():
+    assert format_cell(backend({"wide_500_ms": 6000.0}), "wide_500_ms") == "6,000"
+
+
+def test_compare_a_result_file_from_before_dbos_with_one_that_has_it():
+    old = results(engine_pg=ENGINE, celery=CELERY)
+    new = results(engine_pg=ENGINE, celery=CELERY, dbos=DBOS)
+
+    text = compare(old, new, a_name="old", b_name="new")
+
+    dbos_rows = [line.split() for line in text.splitlines() if line.startswith("dbos")]
+    assert len(dbos_rows) == 1
+    assert dbos_rows[0][-3:] == ["-", "5,000", "-"]
+    engine_row = next(line for line in text.splitlines() if line.startswith("engine-pg"))
+    assert engine_row.split()[-3:] == ["250", "250", "+0.0%"]
+
+
+def test_compare_two_files_without_dbos_lists_no_dbos_rows():
+    old = results(engine_pg=ENGINE, celery=CELERY)
+
+    text = compare(old, old, a_name="a", b_name="b")
+
+    assert not [line for line in text.splitlines() if line.startswith("dbos")]
