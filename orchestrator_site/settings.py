@@ -145,7 +145,23 @@ TEMPLATES = [
     },
 ]
 
+
+def postgres_session_options(statement_timeout_ms: int) -> str:
+    """libpq `options` for a PostgreSQL session: its lock and statement timeouts."""
+    return (
+        f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 5000)} -c statement_timeout={statement_timeout_ms}"
+    )
+
+
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+# Runners (workflows.runner) replace DB_STATEMENT_TIMEOUT_MS with this: nobody waits on a runner's
+# statement, and one that hangs (a plan gone wrong, a stuck server) must fail its step, which is
+# retried, rather than stop the loop for good. Their longest statements take well under a second.
+RUNNER_STATEMENT_TIMEOUT_MS = env_int("RUNNER_STATEMENT_TIMEOUT_MS", 60_000)
+RUNNER_DB_SESSION_OPTIONS = postgres_session_options(RUNNER_STATEMENT_TIMEOUT_MS)
+# A runner touches this file at most once a second while its loop turns (empty: off); the
+# container healthcheck (docker-compose.yml) reads its age.
+RUNNER_HEARTBEAT_FILE = os.environ.get("RUNNER_HEARTBEAT_FILE", "")
 if DATABASE_URL:
     DATABASES = {
         "default": dj_database_url.parse(
@@ -165,10 +181,9 @@ if DATABASE_URL:
         )
         # Every session gives up on a row lock after DB_LOCK_TIMEOUT_MS (an orchestrator retries
         # its batch later, the API answers 503) and on a statement after DB_STATEMENT_TIMEOUT_MS;
-        # 0 waits forever.
-        DATABASES["default"]["OPTIONS"]["options"] = (
-            f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 5000)} "
-            f"-c statement_timeout={env_int('DB_STATEMENT_TIMEOUT_MS', 0)}"
+        # 0 waits forever. Runner sessions use RUNNER_STATEMENT_TIMEOUT_MS instead (below).
+        DATABASES["default"]["OPTIONS"]["options"] = postgres_session_options(
+            env_int("DB_STATEMENT_TIMEOUT_MS", 0)
         )
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,13 @@ BATCH_SIZE = Histogram(
     "workflow_orchestrator_batch_size", "Completions per orchestrator batch", buckets=(1, 5, 20, 100, 500)
 )
 
+REAPER_ACTIONS = Counter(
+    "workflow_reaper_actions_total",
+    "What reaper sweeps did, by action: tasks_reclaimed, completions_reclaimed, delayed_moved, "
+    "republished, subworkflows_reported, timed_out",
+    ["action"],
+)
+
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 
@@ -49,6 +56,11 @@ class EngineCollector:
         pending = GaugeMetricFamily(
             "workflow_stream_pending", "Delivered but unacked entries", labels=["stream"]
         )
+        oldest = GaugeMetricFamily(
+            "workflow_stream_oldest_age_seconds",
+            "Age of a stream's oldest entry: the longest any waiting or unfinished work has waited",
+            labels=["stream"],
+        )
         delayed = GaugeMetricFamily("workflow_delayed_tasks", "Tasks waiting in the delayed set")
         circuits = GaugeMetricFamily(
             "workflow_circuit_state",
@@ -63,17 +75,26 @@ class EngineCollector:
                 if name in lag:
                     depth.add_metric([name], lag[name]["length"])
                     pending.add_metric([name], lag[name]["pending"])
+            for name, age in streams.oldest_ages().items():
+                oldest.add_metric([name], age)
             delayed.add_metric([], lag.get("delayed", 0))
             for handler, state in streams.circuits().items():
                 circuits.add_metric([handler], CIRCUIT_STATES.get(state.get("state", "closed"), 0))
         except Exception as exc:  # Redis down: /health says so; the scrape still succeeds without these
             log.warning("metrics_redis_unavailable", error=str(exc))
         letters.add_metric([], DeadLetter.objects.filter(status=DeadLetter.Status.OPEN).count())
-        yield from (depth, pending, delayed, circuits, letters)
+        yield from (depth, pending, oldest, delayed, circuits, letters)
 
 
 def register_collector() -> None:
     REGISTRY.register(EngineCollector())
+
+
+def count_reaper_sweep(done: dict[str, int]) -> None:
+    """Count what one reaper sweep did (its summary, action -> how many)."""
+    for action, count in done.items():
+        if count:
+            REAPER_ACTIONS.labels(action).inc(count)
 
 
 def serve(port: int) -> None:

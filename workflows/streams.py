@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import redis
+import structlog
 from django.conf import settings
 
 from resilience.rate_limit import parse_rate
@@ -26,7 +27,9 @@ from workflows.messages import (
     decode_task,
     encode,
 )
-from workflows.outages import PUBLISH_FAILURES, Outage, reason
+from workflows.outages import PUBLISH_FAILURES, Outage, describe, reason
+
+log = structlog.get_logger(__name__)
 
 WORKERS_GROUP = "workers"
 ORCHESTRATORS_GROUP = "orchestrators"
@@ -209,6 +212,10 @@ class Admission:
     wait_seconds: float = 0.0
 
 
+class RedisMayEvict(RuntimeError):
+    """Redis's maxmemory-policy lets it evict keys, stream entries included."""
+
+
 class Streams:
     """Stream and key names for one prefix, plus the operations the runners and API need."""
 
@@ -294,12 +301,19 @@ class Streams:
         """Refuse to run on a Redis that may evict keys: it could silently drop stream entries."""
         try:
             policy = self.client.config_get("maxmemory-policy").get("maxmemory-policy", "noeviction")
-        except redis.ResponseError:
-            return  # CONFIG disabled (managed Redis): the operator is responsible for the policy
+        except redis.ResponseError as exc:
+            # CONFIG disabled or renamed (managed Redis): the operator answers for the policy.
+            log.warning(
+                "redis_eviction_policy_unknown",
+                error=describe(exc),
+                action="make sure this Redis runs with maxmemory-policy noeviction",
+            )
+            return
         if policy != "noeviction":
-            raise RuntimeError(
+            raise RedisMayEvict(
                 f"Redis maxmemory-policy is {policy!r}; the engine needs 'noeviction' so that "
-                "no stream entry is ever evicted (CONFIG SET maxmemory-policy noeviction)"
+                "no stream entry is ever evicted. Refusing to start: set it in redis.conf or "
+                "with CONFIG SET maxmemory-policy noeviction."
             )
 
     # Publishing.
@@ -704,6 +718,19 @@ class Streams:
             "tasks": {"length": xlen_tasks, "pending": pending_tasks["pending"]},
             "completions": {"length": xlen_done, "pending": pending_done["pending"]},
             "delayed": delayed,
+        }
+
+    def oldest_ages(self) -> dict[str, float]:
+        """Seconds since the oldest entry of each stream was added (0 when empty). Acked entries
+        are deleted, so this is how long the oldest work not yet done has waited: a handler still
+        running counts, a queue nobody reads grows it without bound."""
+        pipe = self.client.pipeline(transaction=False)
+        for stream in (self.tasks, self.completions):
+            pipe.xrange(stream, count=1)
+        now_ms = self.now() * 1000
+        return {
+            name: max(0.0, (now_ms - int(entries[0][0].split(b"-", 1)[0])) / 1000) if entries else 0.0
+            for name, entries in zip(("tasks", "completions"), pipe.execute(), strict=True)
         }
 
     def memory_full(self) -> bool:

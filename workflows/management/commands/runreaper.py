@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from workflows import metrics
 from workflows.reaper import Reaper, ReaperConfig
 from workflows.runner import consumer_name, run_until_stopped, start_runner
 
@@ -30,6 +31,7 @@ class Command(BaseCommand):
 
         def sweep() -> None:
             done = reaper.sweep()
+            metrics.count_reaper_sweep(done)
             if once:
                 self.stdout.write(str(done))
             stop.event.wait(interval)
