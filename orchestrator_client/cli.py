@@ -122,9 +122,9 @@ def submit_command(client: Client, args: argparse.Namespace) -> int:
     dag, params = _read_json_file(args.file), _parse_json(args.params, "--params")
     submitted = client.submit(dag, idempotency_key=args.idempotency_key)
     triggered = client.trigger(submitted.execution_id, params)
+    print(f"execution {triggered.execution_id}: {triggered.status}", file=sys.stderr)
     if args.wait is None:
         print(submitted.execution_id)
-        print(f"execution {triggered.execution_id}: {triggered.status}", file=sys.stderr)
         return DONE
     timeout = None if args.wait == float("inf") else args.wait
     final = client.wait(
