@@ -182,6 +182,8 @@ class PostgresStack(EngineStack):
             sys.executable,
             "-m",
             "gunicorn",
+            "-c",
+            str(REPO / "gunicorn.conf.py"),
             "orchestrator_site.wsgi",
             "--bind",
             f"127.0.0.1:{self.port}",

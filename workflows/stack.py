@@ -20,11 +20,10 @@ from django.conf import settings
 
 from workflows.runner import StopFlag
 
-DRAIN_SECONDS = 35.0
+# Longer than every child's own drain: gunicorn's graceful timeout (40 s, gunicorn.conf.py) and
+# a worker's --drain-timeout (30 s).
+DRAIN_SECONDS = 45.0
 PR_SET_PDEATHSIG = 1
-# Threads per gunicorn worker: long polls hold one each while they wait, bounded below this by
-# LONG_POLL_MAX_PER_PROCESS so that other requests always find a thread.
-API_THREADS = 32
 
 
 class PortInUse(RuntimeError):
@@ -45,17 +44,13 @@ class Stack:
                 sys.executable,
                 "-m",
                 "gunicorn",
+                "-c",
+                str(Path(settings.BASE_DIR) / "gunicorn.conf.py"),
                 "orchestrator_site.wsgi",
                 "--bind",
                 bind,
                 "--workers",
                 str(api_workers),
-                "--threads",
-                str(API_THREADS),
-                "--access-logfile",
-                "-",
-                "--graceful-timeout",
-                "20",
             ],
             **{
                 f"worker-{i + 1}": [*manage, "runworker", "--concurrency", str(concurrency)]

@@ -52,6 +52,12 @@ def manage(*arguments: str) -> list[str]:
     return [sys.executable, str(settings.BASE_DIR / "manage.py"), *arguments]
 
 
+def api_command() -> list[str]:
+    """The API's command line, the Dockerfile's CMD with this virtualenv's gunicorn."""
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    return [gunicorn, "-c", str(settings.BASE_DIR / "gunicorn.conf.py"), "orchestrator_site.wsgi"]
+
+
 @dataclass(eq=False)
 class Runner:
     """One process role (`manage.py runworker ...`, gunicorn), possibly respawned several times."""
@@ -150,11 +156,12 @@ class Fleet:
 
     def start_api(self, *, workers: int = 2, env: dict[str, str] | None = None) -> tuple[Runner, str]:
         """gunicorn serving the API on a free port, for a test that drives it over real HTTP;
-        returns the runner and its base URL."""
+        returns the runner and its base URL. Started as the Dockerfile starts it: its settings
+        from gunicorn.conf.py, the address and process count from the environment."""
         port = free_port()
-        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-        command = [gunicorn, "orchestrator_site.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers)]
-        return self.start("api", command=command, env=env), f"http://127.0.0.1:{port}"
+        listen = {"GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(workers)}
+        api = self.start("api", command=api_command(), env={**listen, **(env or {})})
+        return api, f"http://127.0.0.1:{port}"
 
     def start_engine(
         self,
@@ -210,17 +217,24 @@ class Fleet:
         self._terminate(runner)
         return self._wait(runner, timeout)
 
-    def stop_all(self) -> dict[str, int | str]:
-        """Stop every runner (all signalled at once, then waited for); exit code by name."""
+    def stop_all(self, grace: dict[str, float] | None = None) -> dict[str, int | str]:
+        """Stop every runner (all signalled at once, then waited for); exit code by name. With
+        `grace` (seconds by runner name), each must exit within its own period of the signal, as
+        a container's stop_grace_period allows it, or it is killed."""
         self.closed.set()
         booting = [r for r in self.runners if r.alive() and not r.started()]
         # A runner still booting has no SIGTERM handler yet: let it get there first.
         deadline = time.monotonic() + START_SECONDS
         while any(r.alive() and not r.started() for r in booting) and time.monotonic() < deadline:
             time.sleep(0.05)
+        signalled = time.monotonic()
         for runner in self.runners:
             self._terminate(runner)
-        return {runner.name: self._wait(runner, STOP_SECONDS) for runner in self.runners}
+        if grace is None:
+            return {runner.name: self._wait(runner, STOP_SECONDS) for runner in self.runners}
+        return {
+            runner.name: self._wait(runner, grace[runner.name], since=signalled) for runner in self.runners
+        }
 
     def _terminate(self, runner: Runner) -> None:
         # Once only: a second SIGTERM could land after the interpreter dropped its handler.
@@ -233,9 +247,11 @@ class Fleet:
                 runner.process.send_signal(signal.SIGTERM)
 
     @staticmethod
-    def _wait(runner: Runner, timeout: float) -> int | str:
+    def _wait(runner: Runner, timeout: float, *, since: float | None = None) -> int | str:
+        """The exit code, waiting at most `timeout` seconds (from `since`, a monotonic time)."""
+        left = timeout if since is None else max(0.0, since + timeout - time.monotonic())
         try:
-            return runner.process.wait(timeout=timeout)
+            return runner.process.wait(timeout=left)
         except subprocess.TimeoutExpired:
             runner.process.kill()
             runner.process.wait()
