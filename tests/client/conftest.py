@@ -61,7 +61,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 @pytest.fixture(scope="package")
 def live_api(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[LiveApi]:
-    """gunicorn (threads, for long polls), a worker, an orchestrator and the reaper."""
+    """gunicorn (as the Dockerfile starts it: threads for long polls), a worker, an orchestrator
+    and the reaper."""
     prefix = f"test-client-{uuid.uuid4().hex[:12]}"
     env = {
         **os.environ,
@@ -73,7 +74,6 @@ def live_api(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[L
         "PYTHONUNBUFFERED": "1",
         # bootstrap keeps the admin's credentials there, not in the checkout's var/.
         "VAR_DIR": str(tmp_path_factory.mktemp("var")),
-        "GUNICORN_CMD_ARGS": "--threads 8",
         **RUNNER_TIMINGS,
     }
     fleet = Fleet(env, tmp_path_factory.mktemp("logs"))
