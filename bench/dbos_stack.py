@@ -86,7 +86,12 @@ class DbosStack(PeerStack):
 
     def describe(self) -> dict:
         """Where this stack lives, for the results file."""
-        return {"database": DATABASE, "workers": WORKERS, "settings": "DBOS defaults"}
+        return {
+            "database": DATABASE,
+            "workers": WORKERS,
+            "settings": "DBOS defaults",
+            "requirements": REQUIREMENTS,
+        }
 
     def cleanup(self, *, keep_state: bool) -> str | None:
         """The system database stays until the next run (for inspection), as the engine's does."""

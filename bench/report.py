@@ -30,10 +30,11 @@ DBOS: 3 worker processes (DBOS queue workers), system database bench_dbos on the
   1 s); no-op steps, each step's outcome committed before the next. Each shape enqueued with
   DBOSClient.enqueue -> get_result: load = a workflow of two steps; wide = a workflow running a root step,
   enqueuing N steps on the queue, waiting on their handles, then a join step; deep = a workflow of 100
-  steps in sequence. Wide 5,000 runs in the first run only (about 45 s each): "(1 run)".
+  steps in sequence ("ms per step, dequeue->end": DBOS's own record of it, without the polls). Wide 5,000
+  runs in the first run only (45-90 s each on 2 cores, CPU-bound): "(1 run)".
 CPU per 1,000 tasks: utime+stime of each role's process trees during that shape / tasks it ran (engine API
-  CPU in load: each workflow's submit, trigger and polls). PostgreSQL: backends connected to orchestrator_bench;
-  Redis: the whole redis-server process (shared with anything else using it).
+  CPU in load: each workflow's submit, trigger and polls). PostgreSQL: backends connected to orchestrator_bench
+  (bench_dbos for DBOS); Redis: the whole redis-server process (shared with anything else using it).
 Peak RSS: largest VmRSS sampled every 100 ms during the run, of the role's largest process."""
 
 
@@ -110,6 +111,9 @@ def render(results: dict) -> str:
         text += ["", "Problems:", found]
     if results.get("interrupted"):
         text += ["", "INTERRUPTED: partial results."]
+    if results.get("duration_seconds") is not None:
+        minutes, seconds = divmod(round(results["duration_seconds"]), 60)
+        text += ["", f"Duration: {minutes}m{seconds:02d}s"]
     return "\n".join(text)
 
 

@@ -2,7 +2,7 @@
 runs marked, and result files from before DBOS joined the bench still compared."""
 
 from bench.figures import summarise
-from bench.report import compare, format_cell, ratio, table
+from bench.report import compare, format_cell, ratio, render, table
 
 
 def backend(*runs: dict) -> dict:
@@ -87,3 +87,9 @@ def test_compare_two_files_without_dbos_lists_no_dbos_rows():
     text = compare(old, old, a_name="a", b_name="b")
 
     assert not [line for line in text.splitlines() if line.startswith("dbos")]
+
+
+def test_render_ends_with_the_suite_duration():
+    document = {**results(engine_pg=ENGINE, celery=CELERY, dbos=DBOS), "duration_seconds": 287.4}
+
+    assert render(document).splitlines()[-1] == "Duration: 4m47s"
