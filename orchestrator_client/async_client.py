@@ -54,15 +54,21 @@ class AsyncClient:
         """See `Client.submit`."""
         return await self.send(endpoints.submit(dag, idempotency_key))
 
-    async def trigger(self, execution_id: str, params: dict | None = None) -> Triggered:
+    async def trigger(
+        self, execution_id: str, params: dict | None = None, idempotency_key: str | None = None
+    ) -> Triggered:
         """See `Client.trigger`."""
-        return await self.send(endpoints.trigger(execution_id, params))
+        return await self.send(endpoints.trigger(execution_id, params, idempotency_key))
 
     async def run(
-        self, workflow: dict | str, params: dict | None = None, wait: float | None = None
+        self,
+        workflow: dict | str,
+        params: dict | None = None,
+        wait: float | None = None,
+        idempotency_key: str | None = None,
     ) -> ExecutionStatus | RunAccepted:
         """See `Client.run`."""
-        return await self.send(endpoints.run(workflow, params, wait))
+        return await self.send(endpoints.run(workflow, params, wait, idempotency_key))
 
     async def status(self, execution_id: str, wait: float | None = None) -> ExecutionStatus:
         """See `Client.status`."""

@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="wait until the execution ends (at most SECONDS) and print its final status",
     )
-    submit.add_argument("--idempotency-key", help="the same key on a retry submits only once")
+    submit.add_argument(
+        "--idempotency-key", help="the command run again with the same key submits and triggers only once"
+    )
     submit.add_argument("--json", action="store_true", help="with --wait: the final status as JSON")
     submit.set_defaults(command=submit_command)
 
@@ -120,8 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def submit_command(client: Client, args: argparse.Namespace) -> int:
     dag, params = _read_json_file(args.file), _parse_json(args.params, "--params")
-    submitted = client.submit(dag, idempotency_key=args.idempotency_key)
-    triggered = client.trigger(submitted.execution_id, params)
+    key = args.idempotency_key
+    submitted = client.submit(dag, idempotency_key=key)
+    # The same command run again with the same key replays both answers instead of failing on
+    # the second trigger (a key names one request: the trigger gets a key of its own).
+    triggered = client.trigger(submitted.execution_id, params, idempotency_key=key and f"{key}/trigger")
     print(f"execution {triggered.execution_id}: {triggered.status}", file=sys.stderr)
     if args.wait is None:
         print(submitted.execution_id)

@@ -55,16 +55,22 @@ class Client:
         with the first answer, nothing is stored twice)."""
         return self.send(endpoints.submit(dag, idempotency_key))
 
-    def trigger(self, execution_id: str, params: dict | None = None) -> Triggered:
+    def trigger(
+        self, execution_id: str, params: dict | None = None, idempotency_key: str | None = None
+    ) -> Triggered:
         """Start a PENDING execution with `params`."""
-        return self.send(endpoints.trigger(execution_id, params))
+        return self.send(endpoints.trigger(execution_id, params, idempotency_key))
 
     def run(
-        self, workflow: dict | str, params: dict | None = None, wait: float | None = None
+        self,
+        workflow: dict | str,
+        params: dict | None = None,
+        wait: float | None = None,
+        idempotency_key: str | None = None,
     ) -> ExecutionStatus | RunAccepted:
         """Submit a DAG (or take a stored workflow's id) and trigger it in one request: the final
         status if it ended within `wait` seconds, else RunAccepted."""
-        return self.send(endpoints.run(workflow, params, wait))
+        return self.send(endpoints.run(workflow, params, wait, idempotency_key))
 
     def status(self, execution_id: str, wait: float | None = None) -> ExecutionStatus:
         """The execution's status; `wait` seconds long-polls until it has ended."""

@@ -102,25 +102,39 @@ def _as(cls: type[T]) -> Callable[[int, Any], T]:
     return lambda _status, body: from_json(cls, body)
 
 
+def _idempotency(key: str | None) -> dict[str, str]:
+    """The header that makes a write safe to send again: the server answers a repeat with the
+    first answer and does nothing twice."""
+    return {"Idempotency-Key": key} if key else {}
+
+
 def _segment(value: object) -> str:
     return quote(str(value), safe="")
 
 
 def submit(dag: dict, idempotency_key: str | None = None) -> Call[Submitted]:
     """Store a workflow (the DAG document itself is the body) with a new PENDING execution."""
-    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    return Call("POST", "workflow", _as(Submitted), body=dag, headers=headers)
+    return Call("POST", "workflow", _as(Submitted), body=dag, headers=_idempotency(idempotency_key))
 
 
-def trigger(execution_id: str, params: dict | None = None) -> Call[Triggered]:
+def trigger(
+    execution_id: str, params: dict | None = None, idempotency_key: str | None = None
+) -> Call[Triggered]:
     """Start a PENDING execution; `params` are what templates read as `{{ params.x }}`."""
     return Call(
-        "POST", f"workflow/trigger/{_segment(execution_id)}", _as(Triggered), body={"params": params or {}}
+        "POST",
+        f"workflow/trigger/{_segment(execution_id)}",
+        _as(Triggered),
+        body={"params": params or {}},
+        headers=_idempotency(idempotency_key),
     )
 
 
 def run(
-    workflow: dict | str, params: dict | None = None, wait: float | None = None
+    workflow: dict | str,
+    params: dict | None = None,
+    wait: float | None = None,
+    idempotency_key: str | None = None,
 ) -> Call[ExecutionStatus | RunAccepted]:
     """Submit (a DAG) or reuse (a stored workflow's id) and trigger in one request; the final
     status if it ended within `wait` seconds, else where it stands."""
@@ -130,7 +144,15 @@ def run(
     def read(status: int, answer: Any) -> ExecutionStatus | RunAccepted:
         return from_json(ExecutionStatus if status == 200 else RunAccepted, answer)
 
-    return Call("POST", "workflow/run", read, params={"wait": wait}, body=body, holds_for=wait or 0.0)
+    return Call(
+        "POST",
+        "workflow/run",
+        read,
+        params={"wait": wait or None},
+        body=body,
+        headers=_idempotency(idempotency_key),
+        holds_for=wait or 0.0,
+    )
 
 
 def status(execution_id: str, wait: float | None = None) -> Call[ExecutionStatus]:

@@ -83,6 +83,16 @@ def test_a_failed_execution_exits_1_and_its_dead_letter_is_triaged(live_api):
     assert discarded.returncode == 0 and json.loads(discarded.stdout)["note"] == "known failure"
 
 
+def test_submit_run_again_with_its_idempotency_key_starts_one_execution(live_api):
+    key = ["--idempotency-key", f"nightly-{uuid.uuid4()}"]
+
+    first = cli(live_api.env(), "submit", CONDITIONAL, "--params", '{"data": "yes"}', *key)
+    again = cli(live_api.env(), "submit", CONDITIONAL, "--params", '{"data": "yes"}', *key)
+
+    assert (first.returncode, again.returncode) == (0, 0), again.stderr
+    assert again.stdout == first.stdout
+
+
 def test_waiting_too_long_exits_3_and_cancel_stops_it(live_api):
     env = live_api.env()
     slow = cli(env, "submit", "-", "--wait", "1", stdin=json.dumps(dags.slow(60)))
