@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # One image for every role: the API (the default CMD) and the runners (docker-compose.yml
 # overrides the command and the healthcheck). Checked by tests/deploy/test_dockerfile.py.
 
@@ -13,7 +12,7 @@ COPY requirements.txt .
 RUN pip wheel --wheel-dir /wheels -r requirements.txt \
  && cp requirements.txt /wheels/
 
-# Runtime stage: the wheels installed from a bind mount (never a layer of this image), no
+# Runtime stage: the wheels installed from a bind mount (BuildKit; never a layer of this image), no
 # compiler, no pip cache, a non-root user.
 FROM python:3.11-slim AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -28,8 +27,11 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 WORKDIR /app
 COPY . .
 # Static files are collected into the image (whitenoise serves them); no database is touched.
+# var/ (VAR_DIR) belongs to the app user: `manage.py bootstrap` keeps the first admin's
+# credentials there.
 RUN DATABASE_URL=sqlite:////tmp/collectstatic.sqlite3 REDIS_URL=redis://unused:6379/0 SECRET_KEY=collectstatic-only \
-    python manage.py collectstatic --no-input -v0
+    python manage.py collectstatic --no-input -v0 \
+ && mkdir var && chown app:app var
 USER app
 EXPOSE 8000
 # The API's health: PostgreSQL and Redis reachable (503 otherwise). Runners have their own check.
