@@ -39,16 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         parser.error(str(exc))
     except WaitTimedOut as exc:
-        _finish_progress_line()
         print(f"gave up waiting: {exc}", file=sys.stderr)
         return GAVE_UP
     except ApiError as exc:
-        _finish_progress_line()
         details = f" {json.dumps(exc.details)}" if exc.details else ""
         print(f"error: {exc.code}: {exc.message} (HTTP {exc.status}){details}", file=sys.stderr)
         return FAILED
     except OrchestratorError as exc:
-        _finish_progress_line()
         print(f"error: {exc}", file=sys.stderr)
         return FAILED
     except KeyboardInterrupt:
@@ -132,10 +129,10 @@ def submit_command(client: Client, args: argparse.Namespace) -> int:
         print(submitted.execution_id)
         return DONE
     timeout = None if args.wait == float("inf") else args.wait
-    final = client.wait(
-        submitted.execution_id, timeout, on_progress=ProgressLine(sys.stderr), poll_seconds=WATCH_POLL_SECONDS
-    )
-    _finish_progress_line()
+    with ProgressLine(sys.stderr) as progress:
+        final = client.wait(
+            submitted.execution_id, timeout, on_progress=progress, poll_seconds=WATCH_POLL_SECONDS
+        )
     if args.json:
         print_json(final)
     else:
@@ -151,7 +148,7 @@ def status_command(client: Client, args: argparse.Namespace) -> int:
         else:
             print(status_table(current))
         return exit_code(current)
-    show: Callable[[ExecutionStatus], object] = print_json if args.json else LiveTable(sys.stdout)
+    show: Callable[[ExecutionStatus], object] = print_json_line if args.json else LiveTable(sys.stdout)
     final = client.wait(args.execution_id, args.timeout, on_progress=show, poll_seconds=WATCH_POLL_SECONDS)
     return exit_code(final)
 
@@ -191,6 +188,11 @@ def print_json(data: Any) -> int:
     return DONE
 
 
+def print_json_line(data: Any) -> None:
+    """One compact document per line: a watch's statuses as JSON Lines."""
+    print(json.dumps(_plain(data), default=str), flush=True)
+
+
 def _plain(data: Any) -> Any:
     if dataclasses.is_dataclass(data):
         return {field.name: _plain(getattr(data, field.name)) for field in dataclasses.fields(data)}
@@ -227,23 +229,27 @@ def status_table(status: ExecutionStatus) -> str:
 
 
 class ProgressLine:
-    """One progress line on `stream`: rewritten in place on a terminal, one line per change
-    elsewhere (a log file, a CI job)."""
+    """One progress line on `stream`: rewritten in place on a terminal (and ended when the wait
+    is over, however it ends), one line per change elsewhere (a log file, a CI job)."""
 
     def __init__(self, stream: TextIO):
         self.stream = stream
         self.last = ""
+
+    def __enter__(self) -> "ProgressLine":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.last and self.stream.isatty():
+            self.stream.write("\n")
+            self.stream.flush()
 
     def __call__(self, status: ExecutionStatus) -> None:
         line = progress_summary(status)
         if line == self.last:
             return
         self.last = line
-        if self.stream.isatty():
-            self.stream.write(f"\r\x1b[K{line}")
-            _open_lines.add(self.stream)
-        else:
-            self.stream.write(line + "\n")
+        self.stream.write(f"\r\x1b[K{line}" if self.stream.isatty() else line + "\n")
         self.stream.flush()
 
 
@@ -264,17 +270,6 @@ class LiveTable:
         else:
             self.stream.write(table + "\n\n")
         self.stream.flush()
-
-
-# Terminals left in the middle of a progress line, ended before anything else is printed.
-_open_lines: set = set()
-
-
-def _finish_progress_line() -> None:
-    while _open_lines:
-        stream = _open_lines.pop()
-        stream.write("\n")
-        stream.flush()
 
 
 def _read_json_file(path: Path) -> Any:

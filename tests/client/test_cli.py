@@ -2,6 +2,7 @@
 
 import json
 import os
+import pty
 import subprocess
 import sys
 import uuid
@@ -61,6 +62,40 @@ def test_submit_prints_the_execution_id_and_status_watch_follows_it(live_api):
         ("true_branch", "SKIPPED"),
         ("false_branch", "COMPLETED"),
     }
+    as_lines = cli(live_api.env(), "status", execution_id, "--watch", "--json")
+    assert [json.loads(line)["status"] for line in as_lines.stdout.splitlines()] == ["COMPLETED"]
+
+
+def test_on_a_terminal_the_progress_line_is_rewritten_in_place(live_api):
+    terminal, terminal_side = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator_client", "submit", "-", "--wait", "60"],
+        cwd=settings.BASE_DIR,
+        env=live_api.env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=terminal_side,
+        text=True,
+    )
+    os.close(terminal_side)
+    # Longer than one poll of the watch (2 s): a RUNNING line first, then the COMPLETED one.
+    stdout, _ = process.communicate(json.dumps(dags.slow(3)), timeout=120)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # EIO: the process has gone and everything it wrote was read
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(terminal)
+
+    assert process.returncode == 0 and "(slow): COMPLETED" in stdout
+    assert b"\r\x1b[KRUNNING: 0/1 nodes done" in shown
+    assert shown.endswith(
+        b"\r\x1b[KCOMPLETED: 1/1 nodes done, 1 completed, 0 skipped, 0 failed, 0 running\r\n"
+    )
 
 
 def test_a_failed_execution_exits_1_and_its_dead_letter_is_triaged(live_api):
