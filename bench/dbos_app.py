@@ -80,6 +80,9 @@ def worker() -> None:
     while not stop.wait(1.0):
         pass
     DBOS.destroy()
+    # Workflows still running (a shape cut off at its time limit) would keep the interpreter
+    # waiting on their threads; their state is in the database, where DBOS would recover them.
+    os._exit(0)
 
 
 if __name__ == "__main__":

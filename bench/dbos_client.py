@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 
 from dbos import DBOSClient
@@ -61,22 +62,37 @@ def load(workflows: int, clients: int) -> dict:
     )
 
 
-def run_workflow(workflow: str, size: int, *, extra_tasks: int) -> dict:
-    """Enqueue -> result of one workflow, timed, with DBOS's own start and end times for it."""
+def run_workflow(workflow: str, size: int, *, extra_tasks: int, time_limit: float | None = None) -> dict:
+    """Enqueue -> result of one workflow, timed, with DBOS's own record of its execution. With a
+    `time_limit`, stop waiting then: status CUT_OFF, and the seconds waited are a lower bound."""
     client = connect()
+    outcome: dict = {}
+
+    def wait(handle) -> None:
+        try:
+            handle.get_result()
+            outcome["status"] = "SUCCESS"
+        except Exception as exc:  # reported, not raised: the suite records it as the shape's error
+            outcome["status"] = f"{exc.__class__.__name__}: {exc}"
+
     began = time.perf_counter()
     handle = enqueue(client, workflow, size)
-    try:
-        handle.get_result()
-        status = "SUCCESS"
-    except Exception as exc:  # reported, not raised: the suite records it as the shape's error
-        status = f"{exc.__class__.__name__}: {exc}"
+    waiter = threading.Thread(target=wait, args=(handle,), daemon=True)
+    waiter.start()
+    waiter.join(time_limit)
     seconds = time.perf_counter() - began
+    if waiter.is_alive():
+        return {"seconds": seconds, "status": "CUT_OFF", "extra_tasks": extra_tasks}
     recorded = client.retrieve_workflow(handle.get_workflow_id()).get_status()
     ended = recorded.completed_at or recorded.updated_at
     # Dequeue -> completion as DBOS recorded it: the run without the queue's and the client's polls.
     executed = (ended - recorded.dequeued_at) / 1000 if ended and recorded.dequeued_at else None
-    return {"seconds": seconds, "status": status, "executed_seconds": executed, "extra_tasks": extra_tasks}
+    return {
+        "seconds": seconds,
+        "status": outcome["status"],
+        "executed_seconds": executed,
+        "extra_tasks": extra_tasks,
+    }
 
 
 def main(argv: list[str]) -> dict:
@@ -85,14 +101,16 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--workflows", type=int, default=250)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--size", type=int, default=500)
+    parser.add_argument("--time-limit", type=float, help="wide/deep: stop waiting after this many seconds")
     args = parser.parse_args(argv)
     if args.shape == "ready":
         return ready()
     if args.shape == "load":
         return load(args.workflows, args.clients)
     if args.shape == "deep":
-        return run_workflow("chain", args.size, extra_tasks=0)
-    return run_workflow("fan_out_in", args.size, extra_tasks=1)  # the root step; the join counts as +1
+        return run_workflow("chain", args.size, extra_tasks=0, time_limit=args.time_limit)
+    # The suite counts width + 1 tasks (the join); the root step is the extra one.
+    return run_workflow("fan_out_in", args.size, extra_tasks=1, time_limit=args.time_limit)
 
 
 if __name__ == "__main__":

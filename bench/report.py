@@ -31,7 +31,8 @@ DBOS: 3 worker processes (DBOS queue workers), system database bench_dbos on the
   DBOSClient.enqueue -> get_result: load = a workflow of two steps; wide = a workflow running a root step,
   enqueuing N steps on the queue, waiting on their handles, then a join step; deep = a workflow of 100
   steps in sequence ("ms per step, dequeue->end": DBOS's own record of it, without the polls). Wide 5,000
-  runs in the first run only (45-90 s each on 2 cores, CPU-bound): "(1 run)".
+  (45-90 s on 2 cores, CPU-bound) runs once, last, with what is left of the 5-minute budget (at least
+  30 s): "(1 run)"; cut off there, its figure is the time it had, a lower bound: ">".
 CPU per 1,000 tasks: utime+stime of each role's process trees during that shape / tasks it ran (engine API
   CPU in load: each workflow's submit, trigger and polls). PostgreSQL: backends connected to orchestrator_bench
   (bench_dbos for DBOS); Redis: the whole redis-server process (shared with anything else using it).
@@ -50,7 +51,7 @@ def format_cell(record: dict | None, key: str) -> str:
     if summary is None:
         measured = any(key in run["figures"] for run in record.get("runs", ()))
         return "FAILED" if measured else "-"
-    cell = format_value(summary["median"], figure.digits)
+    cell = (">" if is_lower_bound(record, key) else "") + format_value(summary["median"], figure.digits)
     if len(summary["values"]) > 1:
         cell += (
             f" ({format_value(summary['min'], figure.digits)}-{format_value(summary['max'], figure.digits)})"
@@ -60,13 +61,22 @@ def format_cell(record: dict | None, key: str) -> str:
     return cell
 
 
+def is_lower_bound(record: dict | None, key: str) -> bool:
+    """Whether a run cut this figure off at its time limit (the value is then at least that)."""
+    return any(key in run.get("lower_bounds", ()) for run in (record or {}).get("runs", ()))
+
+
 def ratio(results: dict, key: str, peer: str) -> str:
-    """engine(PG)'s median over `peer`'s, "-" when either is missing."""
-    engine = results["backends"].get("engine-pg", {}).get("summary", {}).get(key)
-    other = results["backends"].get(peer, {}).get("summary", {}).get(key)
-    if not engine or not other or not other["median"]:
+    """engine(PG)'s median over `peer`'s, "-" when either is missing or both are lower bounds;
+    "<" when only the peer's is a lower bound, ">" when only the engine's is."""
+    engine_record, peer_record = results["backends"].get("engine-pg"), results["backends"].get(peer)
+    engine = (engine_record or {}).get("summary", {}).get(key)
+    other = (peer_record or {}).get("summary", {}).get(key)
+    engine_bound, peer_bound = is_lower_bound(engine_record, key), is_lower_bound(peer_record, key)
+    if not engine or not other or not other["median"] or (engine_bound and peer_bound):
         return "-"
-    return f"{engine['median'] / other['median']:.2f}x"
+    prefix = "<" if peer_bound else ">" if engine_bound else ""
+    return f"{prefix}{engine['median'] / other['median']:.2f}x"
 
 
 def table(results: dict) -> str:
@@ -142,8 +152,9 @@ def compare(a: dict, b: dict, *, a_name: str, b_name: str) -> str:
                 continue
             old = before.get(figure.key, {}).get("median")
             new = after.get(figure.key, {}).get("median")
+            bounds = [is_lower_bound(results["backends"].get(name), figure.key) for results in (a, b)]
             change, verdict = "-", ""
-            if old is not None and new is not None:
+            if old is not None and new is not None and not any(bounds):
                 change = f"{(new - old) / old * 100:+.1f}%" if old else "-"
                 if round(new, figure.digits) != round(old, figure.digits):
                     verdict = "better" if (new > old) == figure.higher_is_better else "worse"
@@ -151,8 +162,8 @@ def compare(a: dict, b: dict, *, a_name: str, b_name: str) -> str:
                 [
                     name,
                     figure.label,
-                    format_value(old, figure.digits),
-                    format_value(new, figure.digits),
+                    (">" if bounds[0] else "") + format_value(old, figure.digits),
+                    (">" if bounds[1] else "") + format_value(new, figure.digits),
                     change,
                     verdict,
                 ]

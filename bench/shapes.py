@@ -5,6 +5,7 @@ execute tasks (load, wide, deep); the submit shape only stores a workflow on the
 is left out of the per-task CPU figures on both sides.
 """
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ LONG_POLL = 5.0
 DEEP_LENGTH = 100
 SUBMIT_NODES = 1000
 SHAPE_TIMEOUT = 300.0
+MIN_TIME_LIMIT = 30.0
 
 
 @dataclass
@@ -28,27 +30,49 @@ class Outcome:
     tasks: int = 0
     problems: list[str] | None = None
     counts_cpu: bool = True
+    # Figures of a shape cut off at its time limit: the time it had, so at least that.
+    lower_bounds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Shape:
     name: str
     run: Callable[[object], Outcome]
-    first_run_only: bool = False
+    last_run_only: bool = False
 
 
 def plan(
-    *, wide_sizes: tuple[int, ...], submit: bool, first_run_only: frozenset[str] = frozenset()
+    *,
+    wide_sizes: tuple[int, ...],
+    submit: bool,
+    last_run_only: frozenset[str] = frozenset(),
+    deadline: float | None = None,
 ) -> list[Shape]:
-    """The shapes of one run; `submit` is engine-only (the peers have no store-without-running);
-    shapes named in `first_run_only` run in the first of the runs only."""
-    runs = [
-        ("load", run_load),
-        *[(f"wide-{n}", lambda stack, n=n: run_wide(stack, n)) for n in wide_sizes],
-        ("deep", run_deep),
-        *([("submit", run_submit)] if submit else []),
+    """The shapes of one run, in order; `submit` is engine-only (the peers have no store-without-
+    running). A wide shape named in `last_run_only` runs once, after every other shape of the last
+    run, and may take what is left until `deadline` (a `time.monotonic()` value), at least
+    MIN_TIME_LIMIT seconds; the peer's client cuts it off there."""
+
+    def wide(width: int) -> Shape:
+        name = f"wide-{width}"
+        if name not in last_run_only:
+            return Shape(name, lambda stack: run_wide(stack, width))
+        return Shape(
+            name, lambda stack: run_wide(stack, width, time_limit=time_left(deadline)), last_run_only=True
+        )
+
+    shapes = [
+        Shape("load", run_load),
+        *[wide(n) for n in wide_sizes],
+        Shape("deep", run_deep),
+        *([Shape("submit", run_submit)] if submit else []),
     ]
-    return [Shape(name, run, first_run_only=name in first_run_only) for name, run in runs]
+    return sorted(shapes, key=lambda shape: shape.last_run_only)  # stable: the rest keep their order
+
+
+def time_left(deadline: float | None) -> float | None:
+    """Seconds until `deadline`, at least MIN_TIME_LIMIT; None without a deadline."""
+    return None if deadline is None else max(MIN_TIME_LIMIT, deadline - time.monotonic())
 
 
 def load_figures(latencies: list[float], wall: float, completed: int) -> dict:
@@ -80,12 +104,14 @@ def run_load(stack) -> Outcome:
     return Outcome(load_figures(latencies, wall, completed), tasks=2 * completed, problems=problems)
 
 
-def run_wide(stack, width: int) -> Outcome:
+def run_wide(stack, width: int, *, time_limit: float | None = None) -> Outcome:
     key = f"wide_{width}_ms"
     if isinstance(stack, PeerStack):
-        raw = stack.run_client("wide", "--size", str(width))
+        limit = ("--time-limit", f"{time_limit:.1f}") if time_limit else ()
+        raw = stack.run_client("wide", "--size", str(width), *limit)
         return _peer_outcome(raw, key, raw["seconds"] * 1000, width + 1 + raw.get("extra_tasks", 0))
-    raw = _client(stack).run_to_end(workloads.fan_out_in(width), poll=LONG_POLL, timeout=SHAPE_TIMEOUT)
+    timeout = time_limit or SHAPE_TIMEOUT
+    raw = _client(stack).run_to_end(workloads.fan_out_in(width), poll=LONG_POLL, timeout=timeout)
     return _engine_outcome(raw, key, raw["seconds"] * 1000, f"wide-{width}")
 
 
@@ -120,6 +146,11 @@ def _engine_outcome(raw: dict, key: str, value: float, shape: str) -> Outcome:
 
 
 def _peer_outcome(raw: dict, key: str, value: float, tasks: int) -> Outcome:
+    if raw["status"] == "CUT_OFF":
+        problem = (
+            f"{key}: cut off after {raw['seconds']:.0f} s, its time limit (the bench's budget): a lower bound"
+        )
+        return Outcome({key: value}, problems=[problem], lower_bounds=(key,))
     if raw["status"] != "SUCCESS":
         return Outcome({key: None}, problems=[f"{key}: {raw['status']}"])
     return Outcome({key: value}, tasks=tasks)

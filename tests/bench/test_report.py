@@ -93,3 +93,38 @@ def test_render_ends_with_the_suite_duration():
     document = {**results(engine_pg=ENGINE, celery=CELERY, dbos=DBOS), "duration_seconds": 287.4}
 
     assert render(document).splitlines()[-1] == "Duration: 4m47s"
+
+
+def cut_off(record: dict, key: str) -> dict:
+    """`record` with its first run's `key` cut off at its time limit."""
+    record["runs"][0]["lower_bounds"] = [key]
+    return record
+
+
+def test_a_cut_off_figure_is_shown_as_a_lower_bound():
+    record = cut_off(backend({"wide_5000_ms": 30000.0}, {}, {}), "wide_5000_ms")
+
+    assert format_cell(record, "wide_5000_ms") == ">30,000 (1 run)"
+
+
+def test_the_ratio_to_a_cut_off_peer_is_an_upper_bound():
+    engine = backend({"wide_5000_ms": 3000.0})
+    dbos = cut_off(backend({"wide_5000_ms": 30000.0}), "wide_5000_ms")
+
+    assert ratio(results(engine_pg=engine, dbos=dbos), "wide_5000_ms", "dbos") == "<0.10x"
+
+
+def test_no_ratio_between_two_lower_bounds():
+    engine = cut_off(backend({"wide_5000_ms": 3000.0}), "wide_5000_ms")
+    dbos = cut_off(backend({"wide_5000_ms": 30000.0}), "wide_5000_ms")
+
+    assert ratio(results(engine_pg=engine, dbos=dbos), "wide_5000_ms", "dbos") == "-"
+
+
+def test_compare_marks_a_lower_bound_and_gives_no_change():
+    old = results(dbos=backend({"wide_5000_ms": 46000.0}))
+    new = results(dbos=cut_off(backend({"wide_5000_ms": 30000.0}), "wide_5000_ms"))
+
+    row = next(line for line in compare(old, new, a_name="a", b_name="b").splitlines() if "5000" in line)
+
+    assert row.split()[-3:] == ["46,000", ">30,000", "-"]
