@@ -11,14 +11,13 @@ from orchestrator_client.connection import Connection
 from orchestrator_client.endpoints import Call, Page
 from orchestrator_client.errors import OrchestratorError, ServerUnreachable
 from orchestrator_client.models import (
-    Cancelled,
     DeadLetter,
+    ExecutionChange,
     ExecutionResults,
     ExecutionStatus,
     RunAccepted,
     Submitted,
     TaskRun,
-    Triggered,
 )
 from orchestrator_client.retries import RetryPolicy
 
@@ -56,7 +55,7 @@ class AsyncClient:
 
     async def trigger(
         self, execution_id: str, params: dict | None = None, idempotency_key: str | None = None
-    ) -> Triggered:
+    ) -> ExecutionChange:
         """See `Client.trigger`."""
         return await self.send(endpoints.trigger(execution_id, params, idempotency_key))
 
@@ -100,7 +99,7 @@ class AsyncClient:
         """See `Client.tasks`: `async for task in client.tasks(id)`."""
         return self.pages(lambda offset: endpoints.tasks_page(execution_id, offset))
 
-    async def cancel(self, execution_id: str) -> Cancelled:
+    async def cancel(self, execution_id: str) -> ExecutionChange:
         """See `Client.cancel`."""
         return await self.send(endpoints.cancel(execution_id))
 

@@ -24,7 +24,6 @@ DONE, FAILED, GAVE_UP = 0, 1, 3  # 2, a usage error, is argparse's
 # Short long polls while someone watches: a poll answers at once when the execution ends, and
 # returning every few seconds lets the display move while it runs.
 WATCH_POLL_SECONDS = 2.0
-FINISHED_TASK_STATES = ("completed", "skipped", "failed", "cancelled")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,12 +205,11 @@ def _plain(data: Any) -> Any:
 def progress_summary(status: ExecutionStatus) -> str:
     """`RUNNING: 3/7 nodes done, 2 completed, 1 skipped, 0 failed, 2 running`."""
     counts = status.progress
-    done = sum(counts.get(state, 0) for state in FINISHED_TASK_STATES)
-    parts = [f"{done}/{counts.get('total', len(status.node_statuses))} nodes done"]
-    parts += [f"{counts.get(state, 0)} {state}" for state in ("completed", "skipped", "failed", "running")]
-    if counts.get("cancelled"):
-        parts.append(f"{counts['cancelled']} cancelled")
-    return f"{status.status}: " + ", ".join(parts)
+    line = (
+        f"{status.status}: {counts.done}/{counts.total} nodes done, {counts.completed} completed, "
+        f"{counts.skipped} skipped, {counts.failed} failed, {counts.running} running"
+    )
+    return line + (f", {counts.cancelled} cancelled" if counts.cancelled else "")
 
 
 def status_table(status: ExecutionStatus) -> str:
@@ -220,8 +218,8 @@ def status_table(status: ExecutionStatus) -> str:
     lines = [f"execution {status.execution_id} ({status.workflow_name}): {status.status}"]
     lines.append(f"  {'NODE':<{width}}  STATE")
     for node, state in status.node_statuses.items():
-        worker = status.running.get(node, {}).get("worker")
-        lines.append(f"  {node:<{width}}  {state}" + (f"  on {worker}" if worker else ""))
+        running = status.running.get(node)
+        lines.append(f"  {node:<{width}}  {state}" + (f"  on {running.worker}" if running else ""))
     lines.append(progress_summary(status))
     if status.error:
         lines.append(f"error: {json.dumps(status.error)}")

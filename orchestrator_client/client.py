@@ -11,14 +11,13 @@ from orchestrator_client.connection import Connection
 from orchestrator_client.endpoints import Call, Page
 from orchestrator_client.errors import OrchestratorError, ServerUnreachable
 from orchestrator_client.models import (
-    Cancelled,
     DeadLetter,
+    ExecutionChange,
     ExecutionResults,
     ExecutionStatus,
     RunAccepted,
     Submitted,
     TaskRun,
-    Triggered,
 )
 from orchestrator_client.retries import RetryPolicy
 
@@ -57,7 +56,7 @@ class Client:
 
     def trigger(
         self, execution_id: str, params: dict | None = None, idempotency_key: str | None = None
-    ) -> Triggered:
+    ) -> ExecutionChange:
         """Start a PENDING execution with `params`."""
         return self.send(endpoints.trigger(execution_id, params, idempotency_key))
 
@@ -102,7 +101,7 @@ class Client:
         """Every task of the execution, page after page."""
         return self.pages(lambda offset: endpoints.tasks_page(execution_id, offset))
 
-    def cancel(self, execution_id: str) -> Cancelled:
+    def cancel(self, execution_id: str) -> ExecutionChange:
         """Cancel the execution (409 Conflict if it has already ended)."""
         return self.send(endpoints.cancel(execution_id))
 

@@ -15,14 +15,13 @@ import httpx
 
 from orchestrator_client.errors import UnexpectedResponse, api_error
 from orchestrator_client.models import (
-    Cancelled,
     DeadLetter,
+    ExecutionChange,
     ExecutionResults,
     ExecutionStatus,
     RunAccepted,
     Submitted,
     TaskRun,
-    Triggered,
     from_json,
 )
 
@@ -119,12 +118,12 @@ def submit(dag: dict, idempotency_key: str | None = None) -> Call[Submitted]:
 
 def trigger(
     execution_id: str, params: dict | None = None, idempotency_key: str | None = None
-) -> Call[Triggered]:
+) -> Call[ExecutionChange]:
     """Start a PENDING execution; `params` are what templates read as `{{ params.x }}`."""
     return Call(
         "POST",
         f"workflow/trigger/{_segment(execution_id)}",
-        _as(Triggered),
+        _as(ExecutionChange),
         body={"params": params or {}},
         headers=_idempotency(idempotency_key),
     )
@@ -171,9 +170,9 @@ def results(execution_id: str) -> Call[ExecutionResults]:
     return Call("GET", f"workflow/{_segment(execution_id)}/results", _as(ExecutionResults))
 
 
-def cancel(execution_id: str) -> Call[Cancelled]:
+def cancel(execution_id: str) -> Call[ExecutionChange]:
     """Cancel the execution: queued tasks are dropped, running handlers asked to stop."""
-    return Call("DELETE", f"workflow/{_segment(execution_id)}", _as(Cancelled))
+    return Call("DELETE", f"workflow/{_segment(execution_id)}", _as(ExecutionChange))
 
 
 def tasks_page(execution_id: str, offset: int) -> Call[Page[TaskRun]]:

@@ -6,7 +6,6 @@ it does not know: a newer server with more fields does not break an older client
 """
 
 import dataclasses
-import types
 import typing
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
@@ -31,10 +30,10 @@ class Submitted:
 
 
 @dataclasses.dataclass(frozen=True)
-class Triggered:
-    """A started execution."""
+class ExecutionChange:
+    """What trigger and cancel answer: the execution's status after the change."""
 
-    SCHEMA: ClassVar[str] = "TriggerOutput"
+    SCHEMA: ClassVar[str] = "ExecutionChange"
 
     execution_id: str
     status: str
@@ -45,7 +44,7 @@ class Triggered:
 class RunAccepted:
     """`run()` when the execution had not ended within `wait`: it goes on; follow it with `wait()`."""
 
-    SCHEMA: ClassVar[str] = "RunAccepted"
+    SCHEMA: ClassVar[str] = "ExecutionStarted"
 
     execution_id: str
     workflow_id: str
@@ -54,14 +53,55 @@ class RunAccepted:
 
 
 @dataclasses.dataclass(frozen=True)
-class Cancelled:
-    """A cancelled execution."""
+class Progress:
+    """How many of the execution's tasks are in each state."""
 
-    SCHEMA: ClassVar[str] = "CancelOutput"
+    SCHEMA: ClassVar[str] = "Progress"
+
+    total: int
+    pending: int
+    queued: int
+    running: int
+    completed: int
+    failed: int
+    skipped: int
+    cancelled: int
+
+    @property
+    def done(self) -> int:
+        """Tasks that will not change again."""
+        return self.completed + self.failed + self.skipped + self.cancelled
+
+
+@dataclasses.dataclass(frozen=True)
+class RunningTask:
+    """A node a worker is executing right now."""
+
+    SCHEMA: ClassVar[str] = "RunningTask"
+
+    started_at: datetime
+    worker: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ParentTask:
+    """The sub-workflow node (of another execution) that started this execution."""
+
+    SCHEMA: ClassVar[str] = "ParentTask"
 
     execution_id: str
+    node_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ChildExecution:
+    """An execution one of this execution's sub-workflow nodes started."""
+
+    SCHEMA: ClassVar[str] = "ChildExecution"
+
+    node_id: str
+    execution_id: str
     status: str
-    message: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,18 +115,16 @@ class ExecutionStatus:
     workflow_name: str
     status: str
     node_statuses: dict[str, str]
-    # total, then one count per task state in lower case: pending, queued, running, completed...
-    progress: dict[str, int]
-    # {node_id: {"started_at", "worker"}} for the nodes a worker is executing right now.
-    running: dict[str, dict[str, Any]]
+    progress: Progress
+    running: dict[str, RunningTask]
     params: dict[str, Any] | None
-    error: Any
-    created_at: datetime | None
+    error: dict[str, Any] | None
+    created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     deadline: datetime | None
-    parent: dict[str, Any] | None
-    children: list[dict[str, Any]]
+    parent: ParentTask | None
+    children: list[ChildExecution]
 
     @property
     def finished(self) -> bool:
@@ -131,11 +169,11 @@ class TaskRun:
 
     node_id: str
     handler: str
-    status: str
-    attempt: int
-    config: Any
-    output: Any
-    error: Any
+    status: str | None
+    attempt: int | None
+    config: Any | None
+    output: Any | None
+    error: Any | None
     queued_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
@@ -157,14 +195,14 @@ class DeadLetter:
     category: str
     code: str
     message: str
-    traceback: str
-    traceback_hash: str
-    config: Any
-    status: str
-    created_at: datetime | None
+    traceback: str | None
+    traceback_hash: str | None
+    config: Any | None
+    status: str | None
+    created_at: datetime
     resolved_by: str | None
     resolved_at: datetime | None
-    note: str
+    note: str | None
 
 
 def from_json(cls: type[T], data: Any) -> T:
@@ -178,27 +216,32 @@ def from_json(cls: type[T], data: Any) -> T:
         kind = hints[field.name]
         if field.name in data:
             values[field.name] = _converted(kind, data[field.name])
-        elif _optional(kind):
+        elif optional(kind):
             values[field.name] = None
         else:
             raise UnexpectedResponse(f"{cls.__name__}: the answer has no {field.name!r}")
     return cls(**values)
 
 
-def _optional(kind: Any) -> bool:
-    return kind is Any or type(None) in typing.get_args(kind)
+def optional(kind: Any) -> bool:
+    """The field may be absent or null (`X | None`)."""
+    return type(None) in typing.get_args(kind)
 
 
 def _converted(kind: Any, value: Any) -> Any:
     if value is None:
         return None
-    if isinstance(kind, types.UnionType):
+    if optional(kind):
         kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+    origin = typing.get_origin(kind)
     if kind is datetime and isinstance(value, str):
         return datetime.fromisoformat(value)
     if dataclasses.is_dataclass(kind):
         return from_json(kind, value)
-    if typing.get_origin(kind) is list and isinstance(value, list):
+    if origin is list and isinstance(value, list):
         (item,) = typing.get_args(kind)
         return [_converted(item, each) for each in value]
+    if origin is dict and isinstance(value, dict):
+        _, item = typing.get_args(kind)
+        return {key: _converted(item, each) for key, each in value.items()}
     return value

@@ -10,6 +10,7 @@ from orchestrator_client import (
     ExecutionStatus,
     Forbidden,
     NotFound,
+    RunAccepted,
     Submitted,
     Unauthorized,
     ValidationFailed,
@@ -37,7 +38,7 @@ def test_submit_trigger_wait_then_read_results_and_tasks(client):
         "true_branch": "COMPLETED",
         "false_branch": "SKIPPED",
     }
-    assert final.progress["total"] == 4 and final.progress["skipped"] == 1
+    assert (final.progress.total, final.progress.done, final.progress.skipped) == (4, 4, 1)
     assert final.finished_at is not None and final.finished_at >= final.started_at
     assert seen[-1] == final
     results = client.results(submitted.execution_id)
@@ -70,6 +71,34 @@ def test_a_submit_repeated_with_its_idempotency_key_stores_one_workflow(client):
     again = client.submit(dags.conditional(), idempotency_key=key)
 
     assert again == first
+
+
+def test_run_submits_triggers_and_waits_in_one_request(client):
+    final = client.run(dags.conditional(), params={"data": "yes"}, wait=30)
+
+    assert isinstance(final, ExecutionStatus) and final.status == "COMPLETED"
+    assert final.node_statuses["true_branch"] == "COMPLETED"
+    again = client.run(final.workflow_id, params={"data": "no"}, wait=30)  # the stored workflow
+    assert again.workflow_id == final.workflow_id and again.execution_id != final.execution_id
+    assert again.node_statuses["false_branch"] == "COMPLETED"
+
+
+def test_run_answers_accepted_when_the_execution_outlasts_the_wait(client):
+    accepted = client.run(dags.slow(60), wait=0.5)
+
+    assert isinstance(accepted, RunAccepted) and accepted.status == "RUNNING"
+    assert client.status(accepted.execution_id).node_statuses["nap"] in {"QUEUED", "RUNNING"}
+    client.cancel(accepted.execution_id)
+
+
+def test_run_repeated_with_its_idempotency_key_starts_one_execution(client):
+    key = f"run-{uuid.uuid4()}"
+
+    first = client.run(dags.slow(60), idempotency_key=key)
+    again = client.run(dags.slow(60), idempotency_key=key)
+
+    assert isinstance(first, RunAccepted) and again.execution_id == first.execution_id
+    client.cancel(first.execution_id)
 
 
 def test_wait_gives_up_with_the_last_status_seen(client):
