@@ -5,7 +5,6 @@ answer into a typed result; `Client` and `AsyncClient` only execute calls. Nothi
 I/O, so the sync and async clients cannot drift apart.
 """
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -51,17 +50,13 @@ class Call(Generic[T]):
         return self.method == "GET" or "Idempotency-Key" in self.headers
 
     def request(self, http: httpx.Client | httpx.AsyncClient, timeout: float) -> httpx.Request:
-        headers, extra = dict(self.headers), {}
-        if self.body is not NO_BODY:
-            headers["Content-Type"] = "application/json"
-            extra["content"] = json.dumps(self.body).encode()
         return http.build_request(
             self.method,
             self.path,
             params={name: value for name, value in self.params.items() if value is not None},
-            headers=headers,
+            headers=self.headers,
             timeout=timeout + self.holds_for,
-            **extra,
+            **({} if self.body is NO_BODY else {"json": self.body}),
         )
 
 
