@@ -26,7 +26,12 @@ DONE, FAILED, GAVE_UP = 0, 1, 3  # 2, a usage error, is argparse's
 WATCH_POLL_SECONDS = 2.0
 
 
+class UsageError(Exception):
+    """A bad argument found after parsing (an unreadable file, params that are not JSON)."""
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit code. Every failure is a line on stderr, never a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     for option, variable in (("url", URL_VARIABLE), ("token", TOKEN_VARIABLE)):
@@ -51,11 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-class UsageError(Exception):
-    """A bad argument found after parsing (an unreadable file, params that are not JSON)."""
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The commands and their options; each subcommand sets `command`, the function that runs it."""
     parser = argparse.ArgumentParser(
         prog="python -m orchestrator_client",
         description="Submit, watch and triage workflows through the orchestrator's REST API.",
@@ -117,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def submit_command(client: Client, args: argparse.Namespace) -> int:
+    """Submit and trigger; with --wait, follow it to the end and exit by how it ended."""
     dag, params = _read_json_file(args.file), _parse_json(args.params, "--params")
     key = args.idempotency_key
     submitted = client.submit(dag, idempotency_key=key)
@@ -140,6 +143,7 @@ def submit_command(client: Client, args: argparse.Namespace) -> int:
 
 
 def status_command(client: Client, args: argparse.Namespace) -> int:
+    """The status once, or with --watch every change until the end."""
     if not args.watch:
         current = client.status(args.execution_id)
         if args.json:
