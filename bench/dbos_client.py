@@ -41,7 +41,7 @@ def ready() -> dict:
     client = connect()
     enqueue(client, "fan_out_in", WARM_UP_WIDTH).get_result()
     enqueue(client, "two_steps", 0).get_result()
-    return {"warm_up_tasks": WARM_UP_WIDTH + 2 + 3}
+    return {"warm_up_width": WARM_UP_WIDTH}
 
 
 def load(workflows: int, clients: int) -> dict:
