@@ -68,7 +68,7 @@ class DbosStack(PeerStack):
 
     def wait_for_workers(self) -> None:
         """Until every worker has launched DBOS (printed READY_LINE); a worker that exits fails the start."""
-        logs = [self.supervisor.log_path(f"{self.name}-worker-{i + 1}") for i in range(WORKERS)]
+        logs = [self.supervisor.log_path(self.worker_name(i + 1)) for i in range(WORKERS)]
         deadline = time.monotonic() + START_TIMEOUT
         while not all(READY_LINE in log.read_bytes() for log in logs):
             exited = self.supervisor.exited()

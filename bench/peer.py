@@ -58,8 +58,12 @@ class PeerStack:
         return self.python
 
     def spawn_worker(self, index: int, argv: list[str]) -> None:
-        process = self.supervisor.spawn(f"{self.name}-worker-{index}", argv, env=self.env(), cwd=REPO)
+        process = self.supervisor.spawn(self.worker_name(index), argv, env=self.env(), cwd=REPO)
         self.pids.append(process.pid)
+
+    def worker_name(self, index: int) -> str:
+        """The worker's name in the supervisor, and its log's (`<name>.log`)."""
+        return f"{self.name}-worker-{index}"
 
     def run_client(self, *args: str, timeout: float = 600) -> dict:
         """Run one shape in the venv's python; its last stdout line is the JSON result."""
