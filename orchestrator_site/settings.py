@@ -240,7 +240,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only: a form-encoded trigger would otherwise run with empty params (415 instead).
     "DEFAULT_PARSER_CLASSES": ["workflows.api.parsers.SafeJSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "workflows.api.openapi.ContractSchema",
     "DEFAULT_PAGINATION_CLASS": "workflows.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "workflows.api.errors.exception_handler",
@@ -271,6 +271,19 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The schema describes the API; it does not list itself.
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Error responses, links, the handlers and limits of this deployment (workflows/api/openapi.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "workflows.api.openapi.add_contract",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "ExecutionStatusEnum": "workflows.models.Execution.Status",
+        "TaskStatusEnum": "workflows.models.TaskRun.Status",
+        "DeadLetterStatusEnum": "dlq.models.DeadLetter.Status",
+        "CircuitStateEnum": "workflows.api.contract.CIRCUIT_STATES",
+    },
 }
 
 # Engine limits and tuning.

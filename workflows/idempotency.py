@@ -29,7 +29,8 @@ from workflows.models import IdempotencyRecord
 from workflows.services import ServiceError
 
 HEADER = "Idempotency-Key"
-KEY = re.compile(r"[\x20-\x7e]{1,255}")
+# Printable ASCII; no space at either end, which HTTP proxies may strip on the way.
+KEY = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
 
 
 class IdempotencyKeyReused(ServiceError):
@@ -52,7 +53,7 @@ def idempotency_key_parse(raw: str) -> str:
     """The key as sent, or a 400 when it is not 1 to 255 printable ASCII characters."""
     if not KEY.fullmatch(raw):
         raise ServiceError(
-            f"{HEADER} must be 1 to 255 printable ASCII characters",
+            f"{HEADER} must be 1 to 255 printable ASCII characters, with no space at either end",
             code="invalid_idempotency_key",
             details={"length": len(raw)},
         )

@@ -136,7 +136,7 @@ def execution_to_trigger(*, viewer, raw_id: str) -> Execution:
 
     One raw indexed query: on the trigger hot path the ORM's select_related cost several times
     the query. The other fields are deferred, as with `.only()`."""
-    execution_id = parse_execution_id(raw_id)
+    execution_id = parse_id(raw_id)
     row = statements.trigger_target(execution_id)
     if row is None or not selectors.may_see(viewer, row[1]):
         raise NotFound(f"no execution with id {raw_id!r}")
@@ -210,15 +210,53 @@ def workflow_start(*, workflow: Workflow, params: object, owner) -> Execution:
     """A new execution of `workflow`, owned by `owner`, triggered with `params`: the dashboard's
     trigger form and a re-trigger. One transaction, so params that the trigger refuses leave no
     PENDING execution behind; params that are not a JSON object are a ServiceError."""
+    _check_params_object(params)
+    with transaction.atomic():
+        execution = execution_create(workflow=workflow, owner=owner)
+        return execution_trigger(execution=execution, params=params)
+
+
+RUN_KEYS = {"workflow", "workflow_id", "params"}
+
+
+def workflow_run(*, body: object, owner) -> Execution:
+    """Submit and trigger in one request (POST /workflow/run): `{"workflow": definition}` stores
+    a new workflow, `{"workflow_id": id}` runs a stored one; both with optional `params`. One
+    transaction: a refused trigger leaves no workflow or PENDING execution behind."""
+    if not isinstance(body, dict):
+        raise ServiceError("the request body must be a JSON object", code="invalid_payload")
+    unknown = set(body) - RUN_KEYS
+    if unknown or ("workflow" in body) == ("workflow_id" in body):
+        raise ServiceError(
+            "give either 'workflow' (a definition to submit) or 'workflow_id' (a stored workflow), "
+            f"and optionally 'params'{f'; unknown field(s) {sorted(unknown)}' if unknown else ''}",
+            code="invalid_payload",
+        )
+    params = body.get("params", {})
+    if "workflow_id" in body:
+        try:
+            workflow_id = uuid.UUID(str(body["workflow_id"]))
+        except ValueError:
+            raise ServiceError(
+                f"'workflow_id' must be a UUID, got {str(body['workflow_id'])[:40]!r}", code="invalid_payload"
+            ) from None
+        workflow = selectors.workflows_visible_to(owner).filter(pk=workflow_id).first()
+        if workflow is None:
+            raise NotFound(f"no workflow with id {str(workflow_id)!r}")
+        return workflow_start(workflow=workflow, params=params, owner=owner)
+    _check_params_object(params)
+    with transaction.atomic():
+        execution = workflow_submit(payload=body["workflow"], owner=owner)
+        return execution_trigger(execution=execution, params=params)
+
+
+def _check_params_object(params: object) -> None:
     if not isinstance(params, dict):
         raise ServiceError(f"'params' must be an object, not {type(params).__name__}", code="invalid_params")
     try:
         check_json_value(params, "'params'")  # the trigger checks this too, as a DagError
     except DagError as exc:
         raise ServiceError(exc.message, code=exc.code) from None
-    with transaction.atomic():
-        execution = execution_create(workflow=workflow, owner=owner)
-        return execution_trigger(execution=execution, params=params)
 
 
 def execution_cancel(*, execution: Execution, user) -> Execution:
@@ -251,12 +289,12 @@ def execution_time_out(*, execution_id: uuid.UUID) -> bool:
     )
 
 
-def parse_execution_id(raw: str) -> uuid.UUID:
-    """A UUID from a URL, or NotFound (an id that is not a UUID names no execution)."""
+def parse_id(raw: str, what: str = "execution") -> uuid.UUID:
+    """A UUID from a URL, or NotFound (an id that is not a UUID names no execution or workflow)."""
     try:
         return uuid.UUID(str(raw))
     except ValueError:
-        raise NotFound(f"no execution with id {raw!r}") from None
+        raise NotFound(f"no {what} with id {raw!r}") from None
 
 
 def parse_filter_id(raw: str, name: str) -> uuid.UUID:

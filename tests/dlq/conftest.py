@@ -2,6 +2,7 @@
 
 from tests.workflows.api_driver import (  # noqa: F401 (fixtures)
     cancel,
+    failed_execution,
     fast_password_hashing,
     own_streams,
     start,

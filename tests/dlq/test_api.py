@@ -9,30 +9,18 @@ from rest_framework.test import APIClient
 from tests.workflows.api_driver import (
     apply,
     assert_error,
-    exhausted_failure,
     node,
     published_tasks,
-    reference_payload,
     run_handler,
     status_of,
     workflow,
 )
-from workflows.messages import TaskMessage
 
 pytestmark = [
     pytest.mark.django_db,
     pytest.mark.usefixtures("own_streams", "fast_password_hashing"),
     pytest.mark.embedded,
 ]
-
-
-@pytest.fixture
-def failed_execution(start) -> tuple[str, dict[str, TaskMessage]]:
-    """alice's linear workflow whose `process` node failed for good; returns its id and tasks."""
-    execution_id, tasks = start(reference_payload("linear_workflow"))
-    ready = apply(run_handler(tasks["start"]))
-    apply(exhausted_failure(ready["process"], "upstream said no"))
-    return execution_id, {**tasks, **ready}
 
 
 def only_dead_letter(client: APIClient) -> dict:

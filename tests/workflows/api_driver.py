@@ -166,3 +166,13 @@ def cancel(alice_client, django_capture_on_commit_callbacks):
             return client.delete(f"/api/v1/workflow/{execution_id}")
 
     return cancel
+
+
+@pytest.fixture
+def failed_execution(start) -> tuple[str, dict[str, TaskMessage]]:
+    """alice's linear workflow whose `process` node failed for good (an OPEN dead letter);
+    returns its id and tasks."""
+    execution_id, tasks = start(reference_payload("linear_workflow"))
+    ready = apply(run_handler(tasks["start"]))
+    apply(exhausted_failure(ready["process"], "upstream said no"))
+    return execution_id, {**tasks, **ready}

@@ -2,13 +2,15 @@
 
 import re
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from dlq.models import DeadLetter
 from workflows import triage
+from workflows.api.contract import ErrorBody
 from workflows.permissions import TRIAGE_DEAD_LETTERS, VIEW_DEAD_LETTERS
 from workflows.services import NotFound, ServiceError, parse_filter_id
 
@@ -17,7 +19,7 @@ LETTER_ID = re.compile(r"[0-9]{1,18}")
 
 
 class DeadLetterOutput(serializers.ModelSerializer):
-    resolved_by = serializers.CharField(source="resolved_by.username", default=None)
+    resolved_by = serializers.CharField(source="resolved_by.username", default=None, allow_null=True)
 
     class Meta:
         model = DeadLetter
@@ -56,6 +58,13 @@ class DeadLetterPermissions(permissions.IsAuthenticated):
         return request.user.has_perm(needed)
 
 
+ID = OpenApiParameter("id", {"type": "integer", "minimum": 1}, OpenApiParameter.PATH)
+ALREADY_RESOLVED = OpenApiResponse(
+    ErrorBody, "The dead letter is already resolved (`already_resolved`), or its execution is not failed."
+)
+
+
+@extend_schema_view(retrieve=extend_schema(operation_id="dead_letter_get", parameters=[ID]))
 class DeadLetterViewSet(viewsets.ReadOnlyModelViewSet):
     """Dead letters, newest first; retry re-queues the task, DELETE discards the entry."""
 
@@ -63,7 +72,15 @@ class DeadLetterViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [DeadLetterPermissions]
     filters = {"status": "status", "handler": "handler", "category": "category", "execution": "execution_id"}
 
-    @extend_schema(parameters=[OpenApiParameter(name, str) for name in filters])
+    @extend_schema(
+        operation_id="dead_letters_list",
+        parameters=[
+            OpenApiParameter("status", str, enum=list(DeadLetter.Status.values)),
+            OpenApiParameter("handler", str),
+            OpenApiParameter("category", str),
+            OpenApiParameter("execution", OpenApiTypes.UUID),
+        ],
+    )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
@@ -71,7 +88,7 @@ class DeadLetterViewSet(viewsets.ReadOnlyModelViewSet):
         queryset = DeadLetter.objects.select_related("resolved_by")
         for param, field in self.filters.items():
             value = self.request.query_params.get(param)
-            if not value:
+            if value is None:
                 continue
             if param == "status":
                 value = value.upper()
@@ -91,7 +108,12 @@ class DeadLetterViewSet(viewsets.ReadOnlyModelViewSet):
             raise NotFound(f"no dead letter with id {letter_id}")
         return letter
 
-    @extend_schema(request=ResolutionInput, responses={200: DeadLetterOutput})
+    @extend_schema(
+        operation_id="dead_letter_retry",
+        parameters=[ID],
+        request=ResolutionInput,
+        responses={200: DeadLetterOutput, 409: ALREADY_RESOLVED},
+    )
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         """Re-queue the task with fresh attempts; the execution runs again."""
@@ -99,7 +121,12 @@ class DeadLetterViewSet(viewsets.ReadOnlyModelViewSet):
         letter = triage.dead_letter_retry(dead_letter_id=self._id(pk), user=request.user, note=note)
         return Response(DeadLetterOutput(letter).data)
 
-    @extend_schema(request=ResolutionInput, responses={200: DeadLetterOutput})
+    @extend_schema(
+        operation_id="dead_letter_discard",
+        parameters=[ID],
+        request=ResolutionInput,
+        responses={200: DeadLetterOutput, 409: ALREADY_RESOLVED},
+    )
     def destroy(self, request, pk=None):
         """Discard: close the entry (kept for the record, status DISCARDED)."""
         letter = triage.dead_letter_discard(

@@ -12,7 +12,7 @@ from workflows.idempotency import HEADER, Answer
 
 KEY_PARAMETER = OpenApiParameter(
     HEADER,
-    str,
+    {"type": "string", "pattern": f"^{idempotency.KEY.pattern}$"},
     OpenApiParameter.HEADER,
     description="Send the same key (1 to 255 printable ASCII characters) with a retry of this "
     "request: it gets the first answer again (with `Idempotent-Replayed: true`) and nothing is "

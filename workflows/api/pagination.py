@@ -14,7 +14,8 @@ MAX_OFFSET = 10**12
 
 
 class BoundedLimitOffsetPagination(LimitOffsetPagination):
-    """`?limit=` from 1 to API_MAX_PAGE_SIZE (default PAGE_SIZE), `?offset=` from 0; 400 otherwise."""
+    """`?limit=` from 1 to API_MAX_PAGE_SIZE (default PAGE_SIZE), `?offset=` from 0; 400 otherwise
+    (an empty value too)."""
 
     @property
     def max_limit(self) -> int:
@@ -22,15 +23,25 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
 
     def get_limit(self, request) -> int:
         raw = request.query_params.get(self.limit_query_param)
-        if not raw:
+        if raw is None:
             return self.default_limit
         return _whole_number(raw, self.limit_query_param, low=1, high=self.max_limit)
 
     def get_offset(self, request) -> int:
         raw = request.query_params.get(self.offset_query_param)
-        if not raw:
+        if raw is None:
             return 0
         return _whole_number(raw, self.offset_query_param, low=0, high=MAX_OFFSET)
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        bounds = {
+            self.limit_query_param: {"minimum": 1, "maximum": self.max_limit, "default": self.default_limit},
+            self.offset_query_param: {"minimum": 0, "maximum": MAX_OFFSET, "default": 0},
+        }
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"].update(bounds[parameter["name"]])
+        return parameters
 
 
 def _whole_number(raw: str, name: str, *, low: int, high: int) -> int:

@@ -23,7 +23,7 @@ class ApiRootView(APIView):
     def get_view_name(self) -> str:
         return "Workflow orchestrator API"
 
-    @extend_schema(responses={200: dict[str, str]})
+    @extend_schema(operation_id="api_root", responses={200: dict[str, str]})
     def get(self, request: Request) -> Response:
         origin = request.build_absolute_uri("/").rstrip("/")
         links = {name: origin + path for name, path in endpoint_paths().items()}

@@ -12,6 +12,7 @@ router.register("admin/dlq", DeadLetterViewSet, basename="dead-letter")
 
 urlpatterns = [
     path("workflow", views.WorkflowSubmitView.as_view(), name="workflow-submit"),
+    path("workflow/run", views.WorkflowRunView.as_view(), name="workflow-run"),
     path("workflow/trigger/<str:execution_id>", views.WorkflowTriggerView.as_view(), name="workflow-trigger"),
     path("workflow/<str:execution_id>", views.ExecutionStatusView.as_view(), name="workflow-status"),
     path(

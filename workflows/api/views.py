@@ -1,16 +1,27 @@
 """REST API: the seed-compatible /workflow endpoints plus listing of workflows and executions."""
 
+import uuid
+
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import serializers, status, viewsets
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from workflows import rerun, selectors, services
+from workflows.api import contract
 from workflows.api.idempotency import idempotent
-from workflows.api.long_poll import long_poll_gate
+from workflows.api.long_poll import LongPollLimit, long_poll_gate
+from workflows.api.openapi import conflict
 from workflows.api.serializers import (
     ExecutionOutput,
     SubmitOutput,
@@ -23,9 +34,40 @@ from workflows.api.throttling import SUBMIT, TRIGGER
 from workflows.models import Execution
 from workflows.streams import get_streams
 
+EXECUTION_ID = OpenApiParameter("execution_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+WAIT = OpenApiParameter(
+    "wait",
+    {"type": "number", "minimum": 0, "maximum": settings.LONG_POLL_MAX_SECONDS},
+    description="Long poll: answer as soon as the execution has ended, or after this many seconds "
+    f"(at most LONG_POLL_MAX_SECONDS, {settings.LONG_POLL_MAX_SECONDS:g} here), whichever comes first. "
+    "429 with Retry-After when too many long polls are already waiting "
+    "(LONG_POLL_MAX_PER_PROCESS, LONG_POLL_MAX_PER_USER).",
+)
+# A real workflow, so that the schema's examples (and schemathesis's stateful phase) reach real
+# executions: two independent steps joined by a third that reads their outputs.
+DAG_EXAMPLE = {
+    "name": "greeting",
+    "description": "Two inputs merged into one output.",
+    "dag": {
+        "nodes": [
+            {"id": "hello", "handler": "transform", "config": {"output": {"word": "hello"}}},
+            {"id": "world", "handler": "transform", "config": {"output": {"word": "{{ params.who }}"}}},
+            {
+                "id": "greet",
+                "handler": "transform",
+                "dependencies": ["hello", "world"],
+                "config": {"output": {"text": "{{ hello.output.word }}, {{ world.output.word }}"}},
+                "retry": {"max_attempts": 3, "backoff_base": 1},
+                "timeout_seconds": 30,
+            },
+        ]
+    },
+}
+
 
 def visible_execution(request: Request, raw_id: str) -> Execution:
-    execution = selectors.execution_for(request.user, services.parse_execution_id(raw_id))
+    execution = selectors.execution_for(request.user, services.parse_id(raw_id))
     if execution is None:
         raise services.NotFound(f"no execution with id {raw_id!r}")
     return execution
@@ -36,7 +78,12 @@ class WorkflowSubmitView(APIView):
 
     throttle_scope = SUBMIT
 
-    @extend_schema(request=dict, responses={201: SubmitOutput})
+    @extend_schema(
+        operation_id="workflow_submit",
+        request=contract.WorkflowDefinition,
+        responses={201: SubmitOutput},
+        examples=[OpenApiExample("A three-node workflow", value=DAG_EXAMPLE, request_only=True)],
+    )
     @idempotent
     def post(self, request: Request) -> Response:
         execution = services.workflow_submit(payload=request.data, owner=request.user)
@@ -49,7 +96,16 @@ class WorkflowTriggerView(APIView):
 
     throttle_scope = TRIGGER
 
-    @extend_schema(request=TriggerInput, responses={202: ExecutionOutput})
+    @extend_schema(
+        operation_id="execution_trigger",
+        parameters=[EXECUTION_ID],
+        request=TriggerInput,
+        responses={
+            202: contract.ExecutionChange,
+            409: conflict("The execution is not PENDING (`not_pending`)."),
+        },
+        examples=[OpenApiExample("Params", value={"params": {"who": "world"}}, request_only=True)],
+    )
     @idempotent
     def post(self, request: Request, execution_id: str) -> Response:
         execution = services.execution_to_trigger(viewer=request.user, raw_id=execution_id)
@@ -64,27 +120,74 @@ class WorkflowTriggerView(APIView):
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
+class WorkflowRunView(APIView):
+    """POST a definition (or a stored workflow's id) with params: submitted and triggered at once.
+    With `?wait=S`, the answer is the final status if the execution ends within S seconds."""
+
+    throttle_scope = SUBMIT
+
+    @extend_schema(
+        operation_id="workflow_run",
+        parameters=[WAIT],
+        request=contract.RunInput,
+        responses={
+            200: OpenApiResponse(contract.ExecutionStatus, "It ended within `wait`: its final status."),
+            202: OpenApiResponse(contract.ExecutionStarted, "Started; not ended (yet, or no `wait`)."),
+            404: OpenApiResponse(
+                contract.ErrorBody, "No stored workflow with this `workflow_id` that the caller may see."
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "A definition and params",
+                value={"workflow": DAG_EXAMPLE, "params": {"who": "world"}},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        wait = _wait_seconds(request.query_params.get("wait"))
+        started = self._start(request)
+        if not wait or started.status_code != status.HTTP_202_ACCEPTED:
+            return started
+        try:
+            with long_poll_gate().slot(request.user.pk):
+                ended = selectors.execution_status_waiting(
+                    request.user, uuid.UUID(started.data["execution_id"]), wait
+                )
+        except LongPollLimit:
+            return started  # no slot to wait in: started all the same, the client polls
+        if ended is None or ended["status"] not in Execution.TERMINAL:
+            return started
+        return Response(ended)
+
+    @idempotent
+    def _start(self, request: Request) -> Response:
+        """The creating part: a retry under the same Idempotency-Key gets this answer again (and
+        then waits on the same execution)."""
+        execution = services.workflow_run(body=request.data, owner=request.user)
+        body = {
+            "execution_id": str(execution.id),
+            "workflow_id": str(execution.workflow_id),
+            "status": execution.status,
+            "message": "Workflow started.",
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
 class ExecutionStatusView(APIView):
     """GET an execution's status and node states; DELETE cancels it."""
 
     long_polls = True  # a GET with ?wait= is throttled as `long_poll`, not `reads`
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "wait",
-                float,
-                description="Long poll: answer as soon as the execution has ended, or after this "
-                f"many seconds (at most LONG_POLL_MAX_SECONDS, {settings.LONG_POLL_MAX_SECONDS:g} by "
-                "default), whichever comes first. 429 with Retry-After when too many long polls "
-                "are already waiting (LONG_POLL_MAX_PER_PROCESS, LONG_POLL_MAX_PER_USER).",
-            )
-        ],
-        responses={200: dict},
+        operation_id="execution_status",
+        parameters=[EXECUTION_ID, WAIT],
+        responses={200: contract.ExecutionStatus},
     )
     def get(self, request: Request, execution_id: str) -> Response:
         wanted, wait = (
-            services.parse_execution_id(execution_id),
+            services.parse_id(execution_id),
             _wait_seconds(request.query_params.get("wait")),
         )
         if wait:
@@ -96,7 +199,16 @@ class ExecutionStatusView(APIView):
             raise services.NotFound(f"no execution with id {execution_id!r}")
         return Response(status)
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(
+        operation_id="execution_cancel",
+        description="Cancel the execution and every node of it that has not finished. The execution "
+        "is kept, CANCELLED, and stays readable; re-run or re-trigger it to run it again.",
+        parameters=[EXECUTION_ID],
+        responses={
+            200: contract.ExecutionChange,
+            409: conflict("The execution has already ended (`already_finished`)."),
+        },
+    )
     def delete(self, request: Request, execution_id: str) -> Response:
         execution = services.execution_cancel(
             execution=visible_execution(request, execution_id), user=request.user
@@ -124,11 +236,19 @@ def _wait_seconds(raw: str | None) -> float:
 class ExecutionResultsView(APIView):
     """GET the outputs of every completed node."""
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(
+        operation_id="execution_results",
+        parameters=[EXECUTION_ID],
+        responses={200: contract.ExecutionResults},
+    )
     def get(self, request: Request, execution_id: str) -> Response:
         return Response(selectors.execution_results(visible_execution(request, execution_id)))
 
 
+@extend_schema_view(
+    list=extend_schema(operation_id="executions_list"),
+    retrieve=extend_schema(operation_id="execution_get", parameters=[ID]),
+)
 class ExecutionViewSet(viewsets.ReadOnlyModelViewSet):
     """Executions, newest first; filter with ?status= and ?workflow=."""
 
@@ -138,7 +258,7 @@ class ExecutionViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         parameters=[
             OpenApiParameter("status", str, enum=list(Execution.Status.values)),
-            OpenApiParameter("workflow", str),
+            OpenApiParameter("workflow", OpenApiTypes.UUID),
         ]
     )
     def list(self, request, *args, **kwargs):
@@ -147,20 +267,21 @@ class ExecutionViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         queryset = selectors.executions_visible_to(self.request.user)
         wanted = self.request.query_params.get("status")
-        if wanted:
+        if wanted is not None:
             if wanted.upper() not in Execution.Status.values:
                 raise services.ServiceError(
                     f"unknown status {wanted!r}; use one of {list(Execution.Status.values)}"
                 )
             queryset = queryset.filter(status=wanted.upper())
         workflow = self.request.query_params.get("workflow")
-        if workflow:
+        if workflow is not None:
             queryset = queryset.filter(workflow_id=services.parse_filter_id(workflow, "workflow"))
         return queryset
 
     def get_object(self):
         return visible_execution(self.request, self.kwargs["pk"])
 
+    @extend_schema(operation_id="execution_tasks", parameters=[ID], responses={200: TaskRunOutput(many=True)})
     @action(detail=True, methods=["get"])
     def tasks(self, request: Request, pk: str) -> Response:
         """Every task of the execution with its attempt, config, output, error and timings."""
@@ -169,6 +290,10 @@ class ExecutionViewSet(viewsets.ReadOnlyModelViewSet):
         return self.get_paginated_response(TaskRunOutput(page, many=True).data)
 
 
+@extend_schema_view(
+    list=extend_schema(operation_id="workflows_list"),
+    retrieve=extend_schema(operation_id="workflow_get", parameters=[ID]),
+)
 class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
     """Stored workflow definitions; POST .../executions starts another run of one."""
 
@@ -182,13 +307,15 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
         return selectors.workflows_visible_to(self.request.user)
 
     def get_object(self):
-        workflow_id = services.parse_execution_id(self.kwargs["pk"])
+        workflow_id = services.parse_id(self.kwargs["pk"], "workflow")
         workflow = self.get_queryset().filter(pk=workflow_id).first()
         if workflow is None:
             raise services.NotFound(f"no workflow with id {self.kwargs['pk']!r}")
         return workflow
 
-    @extend_schema(request=None, responses={201: SubmitOutput})
+    @extend_schema(
+        operation_id="workflow_new_execution", parameters=[ID], request=None, responses={201: SubmitOutput}
+    )
     @action(detail=True, methods=["post"], throttle_scope=SUBMIT)
     @idempotent
     def executions(self, request: Request, pk: str) -> Response:
@@ -203,7 +330,7 @@ class CircuitBreakerView(APIView):
     signed-in user, as on the dashboard's handlers page (a task that failed with `circuit_open`
     points its owner here)."""
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(operation_id="circuits", responses={200: contract.Circuits})
     def get(self, request: Request) -> Response:
         circuits = {
             handler: {
@@ -223,16 +350,12 @@ class ExecutionRerunView(APIView):
     throttle_scope = TRIGGER
 
     @extend_schema(
+        operation_id="execution_rerun",
+        parameters=[EXECUTION_ID],
         request=None,
         responses={
-            202: inline_serializer(
-                "RerunOutput",
-                {
-                    "execution_id": serializers.UUIDField(),
-                    "status": serializers.CharField(),
-                    "message": serializers.CharField(),
-                },
-            )
+            202: contract.ExecutionChange,
+            409: conflict("Only a FAILED, TIMED_OUT or CANCELLED execution can be re-run."),
         },
     )
     @idempotent
@@ -255,18 +378,10 @@ class ExecutionRetriggerView(APIView):
     throttle_scope = SUBMIT
 
     @extend_schema(
+        operation_id="execution_retrigger",
+        parameters=[EXECUTION_ID],
         request=TriggerInput,
-        responses={
-            202: inline_serializer(
-                "RetriggerOutput",
-                {
-                    "execution_id": serializers.UUIDField(),
-                    "workflow_id": serializers.UUIDField(),
-                    "status": serializers.CharField(),
-                    "message": serializers.CharField(),
-                },
-            )
-        },
+        responses={202: contract.ExecutionStarted},
     )
     @idempotent
     def post(self, request: Request, execution_id: str) -> Response:
