@@ -66,13 +66,13 @@ class Node(serializers.Serializer):
         required=False,
         allow_null=True,
         help_text="The handler's input. String values may hold templates: `{{ params.x }}`, "
-        "`{{ upstream_node.output.field }}`, `{{ secrets.NAME }}`; `{{ item }}` and `{{ index }}` "
+        "`{{ upstream_node.field }}`, `{{ secrets.NAME }}`; `{{ item }}` and `{{ index }}` "
         "in a mapped node.",
     )
     condition = serializers.CharField(
         required=False,
         allow_null=True,
-        help_text="Run only when true, else SKIPPED: e.g. `check.output.result == true and params.go`.",
+        help_text="Run only when true, else SKIPPED: e.g. `{{ check.ok }} == true and {{ params.go }}`.",
     )
     retry = RetryPolicy(required=False, allow_null=True)
     timeout_seconds = serializers.FloatField(
@@ -81,7 +81,7 @@ class Node(serializers.Serializer):
     map_over = serializers.CharField(
         required=False,
         allow_null=True,
-        help_text="One template naming a list (`{{ fetch.output.items }}` or `{{ params.items }}`): the "
+        help_text="One template naming a list (`{{ fetch.items }}` or `{{ params.items }}`): the "
         "node runs once per item, at most MAP_MAX_ITEMS.",
     )
 

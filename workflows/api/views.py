@@ -57,7 +57,7 @@ DAG_EXAMPLE = {
                 "id": "greet",
                 "handler": "transform",
                 "dependencies": ["hello", "world"],
-                "config": {"output": {"text": "{{ hello.output.word }}, {{ world.output.word }}"}},
+                "config": {"output": {"text": "{{ hello.word }}, {{ world.word }}"}},
                 "retry": {"max_attempts": 3, "backoff_base": 1},
                 "timeout_seconds": 30,
             },
