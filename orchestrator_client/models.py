@@ -158,7 +158,7 @@ class TaskAttempt:
     error: Any
     started_at: datetime | None
     finished_at: datetime | None
-    worker: str | None
+    worker: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,15 +169,15 @@ class TaskRun:
 
     node_id: str
     handler: str
-    status: str | None
-    attempt: int | None
+    status: str
+    attempt: int
     config: Any | None
     output: Any | None
     error: Any | None
     queued_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
-    worker: str | None
+    worker: str
     failed_attempts: list[TaskAttempt]
 
 
@@ -195,14 +195,14 @@ class DeadLetter:
     category: str
     code: str
     message: str
-    traceback: str | None
-    traceback_hash: str | None
+    traceback: str
+    traceback_hash: str
     config: Any | None
-    status: str | None
+    status: str
     created_at: datetime
     resolved_by: str | None
     resolved_at: datetime | None
-    note: str | None
+    note: str
 
 
 def from_json(cls: type[T], data: Any) -> T:

@@ -41,6 +41,7 @@ class DeadLetterOutput(serializers.ModelSerializer):
             "resolved_at",
             "note",
         ]
+        read_only_fields = fields
 
 
 class ResolutionInput(serializers.Serializer):

@@ -36,12 +36,14 @@ class WorkflowOutput(serializers.ModelSerializer):
             "created_at",
             "dag",
         ]
+        read_only_fields = fields
 
 
 class WorkflowListOutput(serializers.ModelSerializer):
     class Meta:
         model = Workflow
         fields = ["id", "name", "description", "node_count", "timeout_seconds", "created_at"]
+        read_only_fields = fields
 
 
 class ExecutionOutput(serializers.ModelSerializer):
@@ -63,12 +65,14 @@ class ExecutionOutput(serializers.ModelSerializer):
             "finished_at",
             "deadline",
         ]
+        read_only_fields = fields
 
 
 class TaskAttemptOutput(serializers.ModelSerializer):
     class Meta:
         model = TaskAttempt
         fields = ["attempt", "error", "started_at", "finished_at", "worker"]
+        read_only_fields = fields
 
 
 class TaskRunOutput(serializers.ModelSerializer):
@@ -90,3 +94,4 @@ class TaskRunOutput(serializers.ModelSerializer):
             "worker",
             "failed_attempts",
         ]
+        read_only_fields = fields
