@@ -56,7 +56,7 @@ schema = schemathesis.openapi.from_dict(
 schema.app = get_wsgi_application()
 HYPOTHESIS = settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 
-pytestmark = pytest.mark.usefixtures("keep_the_test_connection")
+pytestmark = [pytest.mark.usefixtures("own_streams", "fast_password_hashing")]
 
 
 @pytest.fixture
@@ -81,11 +81,13 @@ def operator_token(operator, streams) -> None:
 @pytest.mark.django_db
 @schema.parametrize()
 @HYPOTHESIS
+@pytest.mark.usefixtures("keep_the_test_connection")
 def test_every_answer_keeps_the_contract(case, operator_token):
     case.call_and_validate()
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("keep_the_test_connection")
 def test_following_the_links_keeps_the_contract(operator_token):
     succeeded = set()
 
@@ -100,3 +102,29 @@ def test_following_the_links_keeps_the_contract(operator_token):
     # The links reached real objects: a submitted execution's id, the failed execution's dead letter.
     assert succeeded & {"execution_trigger", "execution_status", "execution_results", "execution_cancel"}
     assert succeeded & {"dead_letter_retry", "dead_letter_discard"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "path", "names"),
+    [
+        ("get", "/api/v1/workflow/0", "execution"),
+        ("get", "/api/v1/workflow/0/results", "execution"),
+        ("delete", "/api/v1/workflow/0", "execution"),
+        ("post", "/api/v1/workflow/trigger/0", "execution"),
+        ("get", "/api/v1/executions/0/", "execution"),
+        ("get", "/api/v1/executions/0/tasks/", "execution"),
+        ("get", "/api/v1/workflows/0/", "workflow"),
+        ("post", "/api/v1/workflows/0/executions/", "workflow"),
+        ("get", "/api/v1/admin/dlq/0/", "dead letter"),
+        ("post", "/api/v1/admin/dlq/x/retry/", "dead letter"),
+        ("get", "/api/v1/no/such/path", "path"),
+    ],
+)
+def test_every_404_says_not_found_and_what_was_looked_for(operator_client, method, path, names):
+    """One code for "nothing here", whichever layer answers, and a message naming the right thing."""
+    response = getattr(operator_client, method)(path, format="json")
+
+    assert response.status_code == 404, response.content
+    assert response.json()["error"]["code"] == "not_found"
+    assert f"no {names}" in response.json()["error"]["message"] or names == "path"
