@@ -35,6 +35,7 @@ services:
 test: install services
 	scripts/ensure-browser.sh
 	scripts/ensure-faketime.sh
+	scripts/ensure-compose.sh
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -q
 	var_dir=$$(mktemp -d) && trap 'rm -rf "$$var_dir"' EXIT && \
 		env -u DATABASE_URL -u REDIS_URL VAR_DIR="$$var_dir" TEST_EMBEDDED=1 $(BIN)/pytest -q

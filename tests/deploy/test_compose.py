@@ -236,7 +236,7 @@ def compose_client() -> list[str] | None:
 
 def test_compose_accepts_the_file_where_a_client_is_installed(tmp_path):
     """The parse-based checks above always run; this one adds the client's own verdict where a
-    compose client exists (the test machines have none; a developer's may)."""
+    compose client exists (`make test` installs Debian's docker-compose: scripts/ensure-compose.sh)."""
     client = compose_client()
     if client is None:
         # Without a client, the file must at least be the YAML compose would read.
