@@ -12,6 +12,8 @@ from bench import workloads
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"}
 REQUEST_TIMEOUT = 60.0
+# How long one POST /workflow/run waits for the end (the API's LONG_POLL_MAX_SECONDS default).
+RUN_WAIT = 30.0
 
 
 class ApiError(Exception):
@@ -63,8 +65,12 @@ class EngineClient:
     def http(self) -> Http:
         return Http(self.base_url, self.token)
 
-    def load(self, *, workflows: int, clients: int, poll: float, timeout: float) -> LoadResult:
-        """`clients` threads, each with its own keep-alive connection: submit, trigger, poll until terminal."""
+    def load(
+        self, *, workflows: int, clients: int, poll: float, timeout: float, one_request: bool = False
+    ) -> LoadResult:
+        """`clients` threads, each with its own keep-alive connection: submit, trigger, poll until
+        terminal; with `one_request`, POST /workflow/run?wait= instead (polling only if it has
+        not ended within the wait)."""
         result = LoadResult()
         lock = threading.Lock()
         remaining = iter(range(workflows))
@@ -85,9 +91,12 @@ class EngineClient:
                 while (index := take()) is not None:
                     began = time.perf_counter()
                     try:
-                        execution_id = submit(http, workloads.two_node(index))
-                        trigger(http, execution_id)
-                        status = wait_terminal(http, execution_id, poll, deadline_box[0])
+                        if one_request:
+                            status = run_and_wait(http, workloads.two_node(index), deadline_box[0])
+                        else:
+                            execution_id = submit(http, workloads.two_node(index))
+                            trigger(http, execution_id)
+                            status = wait_terminal(http, execution_id, poll, deadline_box[0])
                     except ApiError as exc:
                         at = time.perf_counter() - clock[0]
                         with lock:
@@ -152,6 +161,17 @@ def submit(http: Http, definition: dict) -> str:
 
 def trigger(http: Http, execution_id: str) -> None:
     _request(http, "POST", f"/api/v1/workflow/trigger/{execution_id}", json_body={})
+
+
+def run_and_wait(http: Http, definition: dict, deadline: float) -> str:
+    """One request submits, triggers and long-polls (the answer is the final status when the
+    execution ends within RUN_WAIT seconds); long polls after that if it has not."""
+    answer = _request(
+        http, "POST", "/api/v1/workflow/run", json_body={"workflow": definition}, params={"wait": RUN_WAIT}
+    )
+    if answer["status"] in TERMINAL:
+        return answer["status"]
+    return wait_terminal(http, answer["execution_id"], RUN_WAIT, deadline)
 
 
 def wait_terminal(http: Http, execution_id: str, poll: float, deadline: float) -> str:

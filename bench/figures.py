@@ -10,6 +10,9 @@ class Figure:
     label: str
     digits: int = 1
     higher_is_better: bool = False
+    # The peers' figure this one is compared with, when it is not the same key (the engine's
+    # one-request load against the peers' load).
+    peer_key: str | None = None
 
 
 # CPU per task is reported per shape: pooled over shapes it would only reflect the shape mix.
@@ -29,6 +32,14 @@ FIGURES = [
     Figure("load_p95_ms", "load: P95 latency (ms)", 0),
     Figure("load_p99_ms", "load: P99 latency (ms)", 0),
     Figure("load_completed", "load: COMPLETED (of 250)", 0, higher_is_better=True),
+    Figure(
+        "load_run_throughput",
+        "load, one request per workflow (run?wait=): workflows/s",
+        1,
+        higher_is_better=True,
+        peer_key="load_throughput",
+    ),
+    Figure("load_run_p50_ms", "load, one request per workflow: P50 (ms)", 0, peer_key="load_p50_ms"),
     Figure("wide_500_ms", "wide 1->500->1: trigger->COMPLETED (ms)", 0),
     Figure("wide_5000_ms", "wide 1->5000->1: trigger->COMPLETED (ms)", 0),
     Figure("deep_100_ms_per_hop", "deep 100-chain: ms per hop", 2),

@@ -66,13 +66,15 @@ def is_lower_bound(record: dict | None, key: str) -> bool:
     return any(key in run.get("lower_bounds", ()) for run in (record or {}).get("runs", ()))
 
 
-def ratio(results: dict, key: str, peer: str) -> str:
-    """engine(PG)'s median over `peer`'s, "-" when either is missing or both are lower bounds;
-    "<" when only the peer's is a lower bound, ">" when only the engine's is."""
+def ratio(results: dict, key: str, peer: str, peer_key: str | None = None) -> str:
+    """engine(PG)'s median of `key` over `peer`'s of `peer_key` (default: the same key), "-" when
+    either is missing or both are lower bounds; "<" when only the peer's is a lower bound, ">"
+    when only the engine's is."""
+    peer_key = peer_key or key
     engine_record, peer_record = results["backends"].get("engine-pg"), results["backends"].get(peer)
     engine = (engine_record or {}).get("summary", {}).get(key)
-    other = (peer_record or {}).get("summary", {}).get(key)
-    engine_bound, peer_bound = is_lower_bound(engine_record, key), is_lower_bound(peer_record, key)
+    other = (peer_record or {}).get("summary", {}).get(peer_key)
+    engine_bound, peer_bound = is_lower_bound(engine_record, key), is_lower_bound(peer_record, peer_key)
     if not engine or not other or not other["median"] or (engine_bound and peer_bound):
         return "-"
     prefix = "<" if peer_bound else ">" if engine_bound else ""
@@ -88,7 +90,8 @@ def table(results: dict) -> str:
         cells = [format_cell(results["backends"].get(name), figure.key) for name, _ in COLUMNS]
         if all(cell == "-" for cell in cells):
             continue
-        rows.append([figure.label, *cells, *(ratio(results, figure.key, name) for name, _ in peers)])
+        ratios = (ratio(results, figure.key, name, figure.peer_key) for name, _ in peers)
+        rows.append([figure.label, *cells, *ratios])
     return align(rows, left=1, rule=True)
 
 

@@ -48,8 +48,8 @@ def plan(
     last_run_only: frozenset[str] = frozenset(),
     deadline: float | None = None,
 ) -> list[Shape]:
-    """The shapes of one run, in order; `submit` is engine-only (the peers have no store-without-
-    running). A wide shape named in `last_run_only` runs once, after every other shape of the last
+    """The shapes of one run, in order; `submit` adds the engine-only shapes: submit (the peers
+    have no store-without-running) and load-run (the load through the one-request run endpoint). A wide shape named in `last_run_only` runs once, after every other shape of the last
     run, and may take what is left until `deadline` (a `time.monotonic()` value), at least
     MIN_TIME_LIMIT seconds; the peer's client cuts it off there."""
 
@@ -63,6 +63,7 @@ def plan(
 
     shapes = [
         Shape("load", run_load),
+        *([Shape("load-run", run_load_one_request)] if submit else []),
         *[wide(n) for n in wide_sizes],
         Shape("deep", run_deep),
         *([Shape("submit", run_submit)] if submit else []),
@@ -102,6 +103,29 @@ def run_load(stack) -> Outcome:
         problems.append(f"load: {completed}/{LOAD_WORKFLOWS} {completed_status}; statuses {statuses}")
         problems.extend(f"load: {e}" for e in errors[:10])
     return Outcome(load_figures(latencies, wall, completed), tasks=2 * completed, problems=problems)
+
+
+def run_load_one_request(stack) -> Outcome:
+    """The load shape with one request per workflow (POST /workflow/run?wait=), engine only;
+    its figures are compared with the peers' load figures."""
+    result = _client(stack).load(
+        workflows=LOAD_WORKFLOWS,
+        clients=LOAD_CLIENTS,
+        poll=LOAD_POLL,
+        timeout=SHAPE_TIMEOUT,
+        one_request=True,
+    )
+    completed = result.statuses.get("COMPLETED", 0)
+    problems = []
+    if completed != LOAD_WORKFLOWS:
+        problems.append(f"load-run: {completed}/{LOAD_WORKFLOWS} COMPLETED; statuses {dict(result.statuses)}")
+        problems.extend(f"load-run: {e}" for e in result.errors[:10])
+    figures = {
+        f"load_run_{name.removeprefix('load_')}": value
+        for name, value in load_figures(result.latencies, result.wall_seconds, completed).items()
+        if name in ("load_throughput", "load_p50_ms")
+    }
+    return Outcome(figures, tasks=2 * completed, problems=problems, counts_cpu=False)
 
 
 def run_wide(stack, width: int, *, time_limit: float | None = None) -> Outcome:

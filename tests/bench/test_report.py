@@ -128,3 +128,17 @@ def test_compare_marks_a_lower_bound_and_gives_no_change():
     row = next(line for line in compare(old, new, a_name="a", b_name="b").splitlines() if "5000" in line)
 
     assert row.split()[-3:] == ["46,000", ">30,000", "-"]
+
+
+def test_the_one_request_load_is_compared_with_the_peers_load():
+    engine = backend({"load_run_throughput": 150.0, "load_throughput": 100.0})
+    celery = backend({"load_throughput": 120.0})
+
+    text = table(results(engine_pg=engine, celery=celery))
+
+    assert (
+        ratio(results(engine_pg=engine, celery=celery), "load_run_throughput", "celery", "load_throughput")
+        == "1.25x"
+    )
+    assert table_row(text, "load, one request per workflow (run?wait=): workflows/s")[-1] == "1.25x"
+    assert table_row(text, "load: throughput (workflows/s)")[-1] == "0.83x"

@@ -13,7 +13,7 @@ from bench.suite import LAST_RUN_ONLY
 def test_engine_plan_has_every_shape_every_run():
     planned = plan(wide_sizes=(500, 5000), submit=True)
 
-    assert [s.name for s in planned] == ["load", "wide-500", "wide-5000", "deep", "submit"]
+    assert [s.name for s in planned] == ["load", "load-run", "wide-500", "wide-5000", "deep", "submit"]
     assert not any(s.last_run_only for s in planned)
 
 
