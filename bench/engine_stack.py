@@ -76,6 +76,10 @@ class EngineStack:
             "THROTTLE_TRIGGER": "1000000/min",
             "THROTTLE_READS": "1000000/min",
             "THROTTLE_LONG_POLL": "1000000/min",
+            # The growth shape's 50,002 nodes (the default limit is 10,000 per workflow), and its
+            # join's output, every middle node's result gathered: about 1.2 MB (default limit 1 MiB).
+            "DAG_MAX_NODES": "60000",
+            "OUTPUT_MAX_BYTES": str(8 * 1024 * 1024),
         }
         env.pop("DJANGO_SETTINGS_MODULE", None)
         return env

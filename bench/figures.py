@@ -42,6 +42,7 @@ FIGURES = [
     Figure("load_run_p50_ms", "load, one request per workflow: P50 (ms)", 0, peer_key="load_p50_ms"),
     Figure("wide_500_ms", "wide 1->500->1: trigger->COMPLETED (ms)", 0),
     Figure("wide_5000_ms", "wide 1->5000->1: trigger->COMPLETED (ms)", 0),
+    Figure("wide_50000_ms", "wide 1->50000->1, once: trigger->COMPLETED (ms)", 0),
     Figure("deep_100_ms_per_hop", "deep 100-chain: ms per hop", 2),
     Figure("deep_100_executed_ms_per_step", "deep 100-chain: ms per step, dequeue->end", 2),
     Figure("submit_1000_ms", "submit 1,000-node DAG (ms)", 0),

@@ -31,7 +31,11 @@ BACKENDS = ("engine-pg", "engine-embedded", "celery", "dbos")
 # DBOS's 5,000-wide takes 45-90 s a run on 2 cores: three would take `make bench` past its
 # 5 minutes. It runs once, last, within what is left of the budget (see shapes.plan); the report
 # marks a figure measured in fewer runs than the others, and one cut off as a lower bound.
-LAST_RUN_ONLY = {"dbos": frozenset({"wide-5000"})}
+LAST_RUN_ONLY = {"dbos": frozenset({"wide-5000"}), "engine-pg": frozenset({"wide-50000"})}
+# The growth shape (issue 15): a 50,000-wide fan-out on the engine on PostgreSQL, once per full
+# `make bench` (last, in its last run), so its peak RSS and its time against the 5,000-wide show
+# how the engine grows.
+GROWTH_WIDTHS = {"engine-pg": (50_000,)}
 # Left of the budget for stopping the last system and writing the report.
 TEARDOWN_SECONDS = 10.0
 SHAPE_ERRORS = (ApiError, StackError, subprocess.TimeoutExpired, OSError, ValueError, KeyError)
@@ -157,7 +161,7 @@ def run_backend_once(
                 warm_up(stack)
                 meter = RoleMeter(stack.roles, rss_roles=stack.rss_roles)
                 plan = shapes.plan(
-                    wide_sizes=options.wide_sizes,
+                    wide_sizes=options.wide_sizes + growth_widths(name, options),
                     submit=not isinstance(stack, PeerStack),
                     last_run_only=LAST_RUN_ONLY.get(name, frozenset()),
                     deadline=deadline,
@@ -184,6 +188,11 @@ def run_backend_once(
         problems = record.setdefault("log_problems", {})
         problems.update({f"{log_dir.name}/{log}": seen for log, seen in scan_logs(log_dir).items()})
     return killed_at_start
+
+
+def growth_widths(name: str, options: Options) -> tuple[int, ...]:
+    """The growth shape's widths for this system: none in a quick run (no 5,000-wide to compare)."""
+    return GROWTH_WIDTHS.get(name, ()) if 5000 in options.wide_sizes else ()
 
 
 def warm_up(stack) -> None:

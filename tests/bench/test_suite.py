@@ -64,3 +64,24 @@ def test_the_last_run_runs_it_and_records_its_lower_bound():
     assert ran == ["wide-500", "wide-5000"]
     assert last["figures"]["wide_5000_ms"] == 30000.0
     assert last["lower_bounds"] == ["wide_5000_ms"]
+
+
+def options(wide_sizes: tuple[int, ...]) -> suite.Options:
+    return suite.Options(
+        runs=3,
+        wide_sizes=wide_sizes,
+        only=suite.BACKENDS,
+        database_url="",
+        redis_url="",
+        out_dir=None,
+        stamp="",
+    )
+
+
+def test_the_growth_shape_runs_on_the_engine_on_postgresql_once_in_a_full_bench():
+    full, quick = options((500, 5000)), options((500,))
+
+    assert suite.growth_widths("engine-pg", full) == (50_000,)
+    assert "wide-50000" in suite.LAST_RUN_ONLY["engine-pg"]  # once, in the last run
+    assert suite.growth_widths("engine-pg", quick) == ()  # no 5,000-wide to compare it with
+    assert suite.growth_widths("engine-embedded", full) == suite.growth_widths("dbos", full) == ()
