@@ -1,6 +1,6 @@
 """The engine's two deployments, started as subprocesses of the suite.
 
-- `PostgresStack`: the docker-compose topology on this machine: gunicorn (2 workers x 32 threads),
+- `PostgresStack`: the docker-compose topology on this machine: gunicorn (gunicorn.conf.py: 2 x 32 threads),
   3 `runworker`, 2 `runorchestrator`, 1 `runreaper` (when the command exists), a dedicated
   database `orchestrator_bench` (dropped and re-created, then migrated) and a stream prefix of
   its own on the given Redis.
@@ -33,8 +33,6 @@ REPO = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(REPO / "manage.py")]
 BENCH_DATABASE = "orchestrator_bench"
 START_TIMEOUT = 90.0
-# As the Dockerfile runs it in docker-compose: 2 gunicorn workers with 32 threads each.
-GUNICORN_FLAGS = ["--workers", "2", "--threads", "32"]
 
 
 class StackError(RuntimeError):
@@ -182,6 +180,8 @@ class PostgresStack(EngineStack):
         self.bootstrap(env)
         self.postmaster_pid = postmaster_pid(self.database_url)
         self.redis_pid = redis_server_pid(redis.Redis.from_url(self.redis_url))
+        # As docker-compose runs it: gunicorn.conf.py's processes and threads (2 x 32, or
+        # GUNICORN_WORKERS / GUNICORN_THREADS from the environment).
         gunicorn = [
             sys.executable,
             "-m",
@@ -192,7 +192,7 @@ class PostgresStack(EngineStack):
             "--bind",
             f"127.0.0.1:{self.port}",
         ]
-        api = self.supervisor.spawn("api", [*gunicorn, *GUNICORN_FLAGS], env=env, cwd=REPO)
+        api = self.supervisor.spawn("api", gunicorn, env=env, cwd=REPO)
         self.pids = {"api": [api.pid], "worker": [], "orchestrator": [], "reaper": []}
         runners = [("worker", "runworker", 3), ("orchestrator", "runorchestrator", 2)]
         if (REPO / "workflows" / "management" / "commands" / "runreaper.py").exists():
