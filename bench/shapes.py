@@ -63,7 +63,7 @@ def plan(
 
     shapes = [
         Shape("load", run_load),
-        *([Shape("load-run", run_load_one_request)] if submit else []),
+        *([Shape("load-run", lambda stack: run_load(stack, one_request=True))] if submit else []),
         *[wide(n) for n in wide_sizes],
         Shape("deep", run_deep),
         *([Shape("submit", run_submit)] if submit else []),
@@ -86,46 +86,37 @@ def load_figures(latencies: list[float], wall: float, completed: int) -> dict:
     }
 
 
-def run_load(stack) -> Outcome:
+def run_load(stack, *, one_request: bool = False) -> Outcome:
+    """The load shape; with `one_request` (engine only), one POST /workflow/run?wait= per workflow,
+    whose throughput and P50 are named `load_run_*` (compared with the peers' load figures) and
+    whose CPU is left out of the per-task figures (the load row stays the three-request flow)."""
+    shape = "load-run" if one_request else "load"
     if isinstance(stack, PeerStack):
         raw = stack.run_client("load", "--workflows", str(LOAD_WORKFLOWS), "--clients", str(LOAD_CLIENTS))
         statuses, errors, completed_status = raw["statuses"], raw["errors"], "SUCCESS"
         latencies, wall = raw["latencies"], raw["wall_seconds"]
     else:
         result = _client(stack).load(
-            workflows=LOAD_WORKFLOWS, clients=LOAD_CLIENTS, poll=LOAD_POLL, timeout=SHAPE_TIMEOUT
+            workflows=LOAD_WORKFLOWS,
+            clients=LOAD_CLIENTS,
+            poll=LOAD_POLL,
+            timeout=SHAPE_TIMEOUT,
+            one_request=one_request,
         )
         statuses, errors, completed_status = dict(result.statuses), result.errors, "COMPLETED"
         latencies, wall = result.latencies, result.wall_seconds
     completed = statuses.get(completed_status, 0)
     problems = []
     if completed != LOAD_WORKFLOWS:
-        problems.append(f"load: {completed}/{LOAD_WORKFLOWS} {completed_status}; statuses {statuses}")
-        problems.extend(f"load: {e}" for e in errors[:10])
-    return Outcome(load_figures(latencies, wall, completed), tasks=2 * completed, problems=problems)
-
-
-def run_load_one_request(stack) -> Outcome:
-    """The load shape with one request per workflow (POST /workflow/run?wait=), engine only;
-    its figures are compared with the peers' load figures."""
-    result = _client(stack).load(
-        workflows=LOAD_WORKFLOWS,
-        clients=LOAD_CLIENTS,
-        poll=LOAD_POLL,
-        timeout=SHAPE_TIMEOUT,
-        one_request=True,
-    )
-    completed = result.statuses.get("COMPLETED", 0)
-    problems = []
-    if completed != LOAD_WORKFLOWS:
-        problems.append(f"load-run: {completed}/{LOAD_WORKFLOWS} COMPLETED; statuses {dict(result.statuses)}")
-        problems.extend(f"load-run: {e}" for e in result.errors[:10])
-    figures = {
-        f"load_run_{name.removeprefix('load_')}": value
-        for name, value in load_figures(result.latencies, result.wall_seconds, completed).items()
-        if name in ("load_throughput", "load_p50_ms")
-    }
-    return Outcome(figures, tasks=2 * completed, problems=problems, counts_cpu=False)
+        problems.append(f"{shape}: {completed}/{LOAD_WORKFLOWS} {completed_status}; statuses {statuses}")
+        problems.extend(f"{shape}: {e}" for e in errors[:10])
+    figures = load_figures(latencies, wall, completed)
+    if one_request:
+        figures = {
+            "load_run_throughput": figures["load_throughput"],
+            "load_run_p50_ms": figures["load_p50_ms"],
+        }
+    return Outcome(figures, tasks=2 * completed, problems=problems, counts_cpu=not one_request)
 
 
 def run_wide(stack, width: int, *, time_limit: float | None = None) -> Outcome:

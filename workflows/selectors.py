@@ -40,6 +40,10 @@ def execution_for(user, execution_id: uuid.UUID) -> Execution | None:
     return executions_visible_to(user).filter(pk=execution_id).first()
 
 
+def workflow_for(user, workflow_id: uuid.UUID) -> Workflow | None:
+    return workflows_visible_to(user).filter(pk=workflow_id).first()
+
+
 def execution_status_for(user, execution_id: uuid.UUID) -> dict | None:
     """Status with every node's state and progress counts; None if the user may not see it.
 

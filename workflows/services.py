@@ -240,7 +240,7 @@ def workflow_run(*, body: object, owner) -> Execution:
             raise ServiceError(
                 f"'workflow_id' must be a UUID, got {str(body['workflow_id'])[:40]!r}", code="invalid_payload"
             ) from None
-        workflow = selectors.workflows_visible_to(owner).filter(pk=workflow_id).first()
+        workflow = selectors.workflow_for(owner, workflow_id)
         if workflow is None:
             raise NotFound(f"no workflow with id {str(workflow_id)!r}")
         return workflow_start(workflow=workflow, params=params, owner=owner)

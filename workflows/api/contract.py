@@ -123,11 +123,20 @@ class ExecutionChange(serializers.Serializer):
     status = serializers.ChoiceField(Execution.Status.choices)
     message = serializers.CharField()
 
+    @staticmethod
+    def of(execution: Execution, message: str) -> dict:
+        """The answer, built as a plain dict (trigger is a hot path; the serializer never runs)."""
+        return {"execution_id": str(execution.id), "status": execution.status, "message": message}
+
 
 class ExecutionStarted(ExecutionChange):
     """A new execution, started: a run, or a re-trigger."""
 
     workflow_id = serializers.UUIDField()
+
+    @staticmethod
+    def of(execution: Execution, message: str) -> dict:
+        return {**ExecutionChange.of(execution, message), "workflow_id": str(execution.workflow_id)}
 
 
 class Progress(serializers.Serializer):

@@ -112,11 +112,7 @@ class WorkflowTriggerView(APIView):
         data = TriggerInput(data=request.data if request.data else {})
         data.is_valid(raise_exception=True)
         execution = services.execution_trigger(execution=execution, params=data.validated_data["params"])
-        body = {
-            "execution_id": str(execution.id),
-            "status": execution.status,
-            "message": "Execution started.",
-        }
+        body = contract.ExecutionChange.of(execution, "Execution started.")
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
@@ -166,13 +162,9 @@ class WorkflowRunView(APIView):
         """The creating part: a retry under the same Idempotency-Key gets this answer again (and
         then waits on the same execution)."""
         execution = services.workflow_run(body=request.data, owner=request.user)
-        body = {
-            "execution_id": str(execution.id),
-            "workflow_id": str(execution.workflow_id),
-            "status": execution.status,
-            "message": "Workflow started.",
-        }
-        return Response(body, status=status.HTTP_202_ACCEPTED)
+        return Response(
+            contract.ExecutionStarted.of(execution, "Workflow started."), status=status.HTTP_202_ACCEPTED
+        )
 
 
 class ExecutionStatusView(APIView):
@@ -213,9 +205,7 @@ class ExecutionStatusView(APIView):
         execution = services.execution_cancel(
             execution=visible_execution(request, execution_id), user=request.user
         )
-        return Response(
-            {"execution_id": str(execution.id), "status": execution.status, "message": "Execution cancelled."}
-        )
+        return Response(contract.ExecutionChange.of(execution, "Execution cancelled."))
 
 
 def _wait_seconds(raw: str | None) -> float:
@@ -307,8 +297,7 @@ class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
         return selectors.workflows_visible_to(self.request.user)
 
     def get_object(self):
-        workflow_id = services.parse_id(self.kwargs["pk"], "workflow")
-        workflow = self.get_queryset().filter(pk=workflow_id).first()
+        workflow = selectors.workflow_for(self.request.user, services.parse_id(self.kwargs["pk"], "workflow"))
         if workflow is None:
             raise services.NotFound(f"no workflow with id {self.kwargs['pk']!r}")
         return workflow
@@ -363,11 +352,7 @@ class ExecutionRerunView(APIView):
         execution = rerun.execution_rerun(
             execution=visible_execution(request, execution_id), user=request.user
         )
-        body = {
-            "execution_id": str(execution.id),
-            "status": execution.status,
-            "message": "Execution re-run from failure.",
-        }
+        body = contract.ExecutionChange.of(execution, "Execution re-run from failure.")
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
@@ -391,10 +376,7 @@ class ExecutionRetriggerView(APIView):
         execution = rerun.execution_retrigger(
             execution=previous, params=data.validated_data["params"], owner=request.user
         )
-        body = {
-            "execution_id": str(execution.id),
-            "workflow_id": str(execution.workflow_id),
-            "status": execution.status,
-            "message": f"New execution of the workflow started (re-triggered from {previous.id}).",
-        }
+        body = contract.ExecutionStarted.of(
+            execution, f"New execution of the workflow started (re-triggered from {previous.id})."
+        )
         return Response(body, status=status.HTTP_202_ACCEPTED)
