@@ -267,10 +267,10 @@ class Worker:
             self._with_retry(
                 lambda dropped=dropped: self.streams.drop(self.streams.tasks, WORKERS_GROUP, dropped)
             )
-            with self.lock:
+            with self.lock:  # a task leaves `running` and gives its slot back as one step
                 for running, _, _ in batch:
                     self.running.pop(running.entry_id, None)
-            self._release(len(batch))
+                self._release(len(batch))
 
     def _with_retry(self, operation) -> None:
         """Retry until Redis takes it: a completion is the only record of the work done."""

@@ -150,3 +150,27 @@ def test_close_stops_the_reporter_and_watchdog_threads(streams):
     worker.close()
 
     assert not any(thread.is_alive() for thread in worker.threads)
+
+
+def test_tasks_finishing_together_are_each_reported_once_and_give_their_slots_back(streams):
+    """The reporter batches whatever finished together: each outcome is published exactly once,
+    and every slot is free again after."""
+    worker = Worker(streams, consumer="worker-many", config=WorkerConfig(concurrency=8, block_ms=50))
+    try:
+        streams.publish_tasks([task(i, config={"i": i}) for i in range(1, 301)])
+        deadline = time.monotonic() + 10
+        while streams.client.xlen(streams.completions) < 300 and time.monotonic() < deadline:
+            worker.step()
+
+        found = completions(streams, 300)
+        assert sorted(c.task_id for c in found) == list(range(1, 301))
+        assert all(c.ok and c.output == {"i": c.task_id} for c in found)
+        assert streams.client.xlen(streams.tasks) == 0  # every task entry acked and deleted
+
+        deadline = time.monotonic() + 5
+        while worker.running and time.monotonic() < deadline:
+            time.sleep(0.01)
+        streams.publish_tasks([task(i) for i in range(301, 309)])
+        assert worker.step() == 8  # one read for all eight: every slot came back
+    finally:
+        worker.close()
