@@ -164,12 +164,17 @@ def _edges(completions: list[CompletionMessage], *, with_config: bool) -> list[t
 
 
 def _ready_children(runs: dict[str, Run], released: list[tuple]) -> list[tuple[Run, str, int, int]]:
-    """(run, node id, task id, attempt) of the released children that are ready."""
-    return [
-        (runs[str(uuid.UUID(str(execution_id)))], node_id, pk, attempt)
-        for pk, execution_id, node_id, attempt, ready in released
-        if ready
-    ]
+    """(run, node id, task id, attempt) of the released children that are ready. Each
+    execution's id is normalised once, not once per child (a fan-out releases thousands)."""
+    run_of: dict = {}
+    ready_children = []
+    for pk, execution_id, node_id, attempt, ready in released:
+        if ready:
+            run = run_of.get(execution_id)
+            if run is None:
+                run = run_of[execution_id] = runs[str(uuid.UUID(str(execution_id)))]
+            ready_children.append((run, node_id, pk, attempt))
+    return ready_children
 
 
 def _is_live(completion: CompletionMessage, runs: dict[str, Run]) -> bool:

@@ -40,6 +40,9 @@ SENT_TTL_SECONDS = 24 * 3600
 CLOCK_REFRESH_SECONDS = 60.0
 FINISHED_TTL_SECONDS = 3600
 DLQ_STREAM_MAXLEN = 10_000
+# A large dispatch (a fan-out) goes out this many tasks per script call, so workers start on the
+# first ones while the rest are still being encoded and sent.
+PUBLISH_CHUNK = 128
 # An undecodable entry is copied to the DLQ stream for an operator, each field cut to this size.
 PARKED_FIELD_MAX_CHARS = 4096
 
@@ -331,11 +334,21 @@ class Streams:
         """XADD ready tasks, schedule delayed ones, emit DLQ events, flag the executions that
         failed (workers drop and stop their tasks), wake whoever waits for the executions that
         ended, then ack+delete the completions that produced all this: atomically, in one round
-        trip (in the common case, tasks and acks only, one script call and no MULTI)."""
+        trip (in the common case, tasks and acks only, one script call and no MULTI).
+
+        Past PUBLISH_CHUNK tasks, the first ones go out ahead, a chunk per call, and the last
+        chunk carries everything else. A crash in between leaves the completions unacked: they
+        are applied again (fenced off, nothing changes) and the children still QUEUED are
+        published again, which admission drops as duplicates where they already ran."""
         if not (tasks or ack_completions or delayed or dead_letters or finished or stopped):
             return
+        ahead = max(0, len(tasks) - 1) // PUBLISH_CHUNK * PUBLISH_CHUNK
+        for start in range(0, ahead, PUBLISH_CHUNK):
+            self._add_tasks(
+                self.client, tasks[start : start + PUBLISH_CHUNK], acking=(self.completions, "", ())
+            )
         pipe = self.client.pipeline(transaction=True)
-        self._add_tasks(pipe, tasks, acking=(self.completions, ORCHESTRATORS_GROUP, ack_completions))
+        self._add_tasks(pipe, tasks[ahead:], acking=(self.completions, ORCHESTRATORS_GROUP, ack_completions))
         self._schedule(pipe, delayed)
         self._stop(pipe, stopped)
         self._announce_finished(pipe, finished)

@@ -13,7 +13,7 @@ import redis
 
 from resilience.errors import simple_error
 from workflows.messages import CompletionMessage, TaskMessage, decode_task, encode
-from workflows.streams import ORCHESTRATORS_GROUP, WORKERS_GROUP, Streams, redis_client
+from workflows.streams import ORCHESTRATORS_GROUP, PUBLISH_CHUNK, WORKERS_GROUP, Streams, redis_client
 
 pytestmark = pytest.mark.embedded
 
@@ -234,6 +234,19 @@ def test_publish_tasks_schedules_delays_emits_dead_letters_and_acks_completions(
     assert streams.client.zscore(streams.delayed, "3:1") is not None
     assert streams.client.xlen(streams.dlq) == 1
     assert streams.client.xlen(streams.completions) == 0
+    assert streams.client.xpending(streams.completions, ORCHESTRATORS_GROUP)["pending"] == 0
+
+
+def test_a_fan_out_larger_than_a_chunk_is_published_whole_in_order_then_acked(streams):
+    add_completion(streams, completion(task()))
+    [done] = streams.read_completions("orchestrator-1", 10, 10)
+    children = [task(n) for n in range(2, 2 * PUBLISH_CHUNK + 7)]
+
+    streams.publish_tasks(children, ack_completions=[done.id])
+
+    published = read_all(streams, count=len(children) + 10)
+    assert [e.message for e in published] == children
+    assert all(streams.client.get(streams.sent_key(child.task_id, 1)) for child in children)
     assert streams.client.xpending(streams.completions, ORCHESTRATORS_GROUP)["pending"] == 0
 
 
