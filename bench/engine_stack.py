@@ -234,7 +234,7 @@ class PostgresStack(EngineStack):
 
 
 class EmbeddedStack(EngineStack):
-    """`manage.py runstack` on SQLite and the bundled Redis (gunicorn 2 workers x `stack.API_THREADS` threads)."""
+    """`manage.py runstack` on SQLite and the bundled Redis (its gunicorn: `--api-workers` 2, threads from gunicorn.conf.py)."""
 
     name = "engine-embedded"
 
