@@ -5,12 +5,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Q
 
 from resilience.rate_limit import stricter_rate
+from workflows import statements
 from workflows.handlers import get_handler
 from workflows.messages import TaskMessage
-from workflows.models import TaskRun
 from workflows.runs import Run
 
 
@@ -82,16 +81,8 @@ def load_outputs(ready: Iterable[tuple[Run, str]]) -> None:
         if needed:
             wanted.setdefault(str(run.id), set()).update(needed)
             runs[str(run.id)] = run
-    if not wanted:
-        return
-    query = Q()
     for execution_id, node_ids in wanted.items():
-        query |= Q(execution_id=execution_id, node_id__in=node_ids)
-    for execution_id, node_id, output, status in TaskRun.objects.filter(query).values_list(
-        "execution_id", "node_id", "output", "status"
-    ):
-        if status == TaskRun.Status.COMPLETED:
-            runs[str(execution_id)].outputs[node_id] = output
+        runs[execution_id].outputs.update(statements.completed_outputs(runs[execution_id].id, list(node_ids)))
 
 
 def messages_for_queued(task_runs, runs: dict[str, Run]) -> list[TaskMessage]:

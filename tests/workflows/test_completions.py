@@ -57,29 +57,41 @@ def test_fan_in_waits_for_every_dependency(alice_client, start):
 
     branches = apply(run_handler(tasks["input"]))
     assert sorted(branches) == ["branch_a", "branch_b", "branch_c"]
-    assert apply(run_handler(branches["branch_a"]), run_handler(branches["branch_b"])) == {}
+    done = {name: run_handler(branches[name]) for name in branches}
+    assert apply(done["branch_a"], done["branch_b"]) == {}
     assert status_of(alice_client, execution_id)["node_statuses"]["aggregator"] == "PENDING"
 
-    ready = apply(run_handler(branches["branch_c"]))
+    ready = apply(done["branch_c"])
 
     assert list(ready) == ["aggregator"]
-    assert sorted(ready["aggregator"].upstream) == ["branch_a", "branch_b", "branch_c"]
+    # Two of its parents completed in an earlier batch: their outputs are read back from the database.
+    assert ready["aggregator"].upstream == {name: done[name].output for name in branches}
 
 
-def test_a_fan_out_wider_than_one_sqlite_statement_runs_every_branch(alice_client, start):
-    """On SQLite the task runs' INSERT and each batch's UPDATE go in chunks of rows: cross one."""
+def test_a_fan_out_and_in_wider_than_one_sqlite_statement_runs_every_branch(alice_client, start):
+    """On SQLite the task runs' INSERT, each batch's UPDATE and the join's read of its parents'
+    outputs go in chunks of rows: cross one."""
     width = SQLITE_CHUNK_ROWS + 200
+    names = [f"b{i}" for i in range(width)]
     execution_id, tasks = start(
-        workflow(node("root"), *(node(f"b{i}", deps=("root",)) for i in range(width)))
+        workflow(
+            node("root"),
+            *(node(name, deps=("root",), config={"n": name}) for name in names),
+            node("join", "output", deps=tuple(names)),
+        )
     )
 
     branches = apply(run_handler(tasks["root"]))
     assert len(branches) == width
-    assert apply(*(run_handler(task) for task in branches.values())) == {}
+    done = [run_handler(branches[name]) for name in names]
+    assert apply(*done[:-1]) == {}
+    ready = apply(done[-1])  # the others' outputs are read back from the database
+    assert ready["join"].upstream == {c.node_id: c.output for c in done}
+    assert apply(run_handler(ready["join"])) == {}
 
     status = status_of(alice_client, execution_id)
     assert status["status"] == "COMPLETED"
-    assert status["progress"]["completed"] == width + 1
+    assert status["progress"]["completed"] == width + 2
 
 
 def test_templates_resolve_from_ancestor_outputs(alice_client, start):
