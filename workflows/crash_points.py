@@ -5,7 +5,8 @@ comparison with an empty string.
 
 Points: `before_publish` and `after_publish` (a worker's reporter, either side of publishing a
 completion), `after_trigger_commit` (an API process, after a trigger commits and before its
-roots are published)."""
+roots are published), `between_publish_chunks` (whoever publishes a dispatch of more than
+`PUBLISH_CHUNK` tasks, after each chunk sent ahead of the last)."""
 
 import os
 

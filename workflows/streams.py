@@ -18,6 +18,7 @@ import structlog
 from django.conf import settings
 
 from resilience.rate_limit import parse_rate
+from workflows.crash_points import crash_point
 from workflows.messages import (
     SCHEMA_VERSION,
     CompletionMessage,
@@ -347,6 +348,7 @@ class Streams:
             self._add_tasks(
                 self.client, tasks[start : start + PUBLISH_CHUNK], acking=(self.completions, "", ())
             )
+            crash_point("between_publish_chunks")
         pipe = self.client.pipeline(transaction=True)
         self._add_tasks(pipe, tasks[ahead:], acking=(self.completions, ORCHESTRATORS_GROUP, ack_completions))
         self._schedule(pipe, delayed)
