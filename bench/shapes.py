@@ -49,8 +49,9 @@ def plan(
     deadline: float | None = None,
 ) -> list[Shape]:
     """The shapes of one run, in order; `submit` adds the engine-only shapes: submit (the peers
-    have no store-without-running) and load-run (the load through the one-request run endpoint). A wide shape named in `last_run_only` runs once, after every other shape of the last
-    run, and may take what is left until `deadline` (a `time.monotonic()` value), at least
+    have no store-without-running) and load-run (the load through the one-request run endpoint).
+    A wide shape named in `last_run_only` runs once, after every other shape of the last run, and
+    may take what is left until `deadline` (a `time.monotonic()` value), at least
     MIN_TIME_LIMIT seconds; the peer's client cuts it off there."""
 
     def wide(width: int) -> Shape:

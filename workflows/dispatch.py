@@ -69,8 +69,7 @@ def task_message(run: Run, node_id: str, pk: int, attempt: int, config: dict) ->
 
 def load_outputs(ready: Iterable[tuple[Run, str]]) -> None:
     """Read the outputs the ready nodes need (template references, upstream) that are not in memory."""
-    wanted: dict[str, set[str]] = {}
-    runs: dict[str, Run] = {}
+    wanted: dict[str, tuple[Run, set[str]]] = {}  # by execution
     for run, node_id in ready:
         node = run.dag.node_of(node_id)
         needed = set(node.references)
@@ -79,10 +78,9 @@ def load_outputs(ready: Iterable[tuple[Run, str]]) -> None:
             needed.update(node.dependencies)
         needed -= run.outputs.keys()
         if needed:
-            wanted.setdefault(str(run.id), set()).update(needed)
-            runs[str(run.id)] = run
-    for execution_id, node_ids in wanted.items():
-        runs[execution_id].outputs.update(statements.completed_outputs(runs[execution_id].id, list(node_ids)))
+            wanted.setdefault(str(run.id), (run, set()))[1].update(needed)
+    for run, node_ids in wanted.values():
+        run.outputs.update(statements.completed_outputs(run.id, list(node_ids)))
 
 
 def messages_for_queued(task_runs, runs: dict[str, Run]) -> list[TaskMessage]:

@@ -340,7 +340,8 @@ class Streams:
         Past PUBLISH_CHUNK tasks, the first ones go out ahead, a chunk per call, and the last
         chunk carries everything else. A crash in between leaves the completions unacked: they
         are applied again (fenced off, nothing changes) and the children still QUEUED are
-        published again, which admission drops as duplicates where they already ran."""
+        published again. A call Redis refuses in between makes the caller publish the whole
+        dispatch again. Either way, admission drops the copies of tasks that already ran or run."""
         if not (tasks or ack_completions or delayed or dead_letters or finished or stopped):
             return
         ahead = max(0, len(tasks) - 1) // PUBLISH_CHUNK * PUBLISH_CHUNK
