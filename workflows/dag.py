@@ -224,7 +224,8 @@ def build_dag(
     name: str = "",
 ) -> Dag:
     """Check every node, then the graph (dependencies, cycles, template ancestry). `limits` None:
-    a stored definition, whose ids, sizes and template paths were checked when it was submitted."""
+    a stored definition, whose nodes, sizes and template ancestry were checked when it was
+    submitted; only its graph is built again (and a cycle still refused)."""
     if not raw_nodes:
         raise DagError("a workflow needs at least one node")
     if limits is not None and len(raw_nodes) > limits.max_nodes:
@@ -234,7 +235,7 @@ def build_dag(
         )
     nodes: dict[str, Node] = {}
     for position, raw in enumerate(raw_nodes):
-        node = _parse_node(raw, position, handlers, limits)
+        node = _stored_node(raw) if limits is None else _parse_node(raw, position, handlers, limits)
         if node.id in nodes:
             raise DagError(f"duplicate node id {node.id!r}", node=node.id)
         nodes[node.id] = node
@@ -245,7 +246,8 @@ def build_dag(
                 raise DagError(f"node {node.id!r} depends on unknown node {dependency!r}", node=node.id)
             children[dependency].append(node.id)
     order = _topological_order(nodes, children)
-    _check_references(nodes, order)
+    if limits is not None:
+        _check_references(nodes, order)
     return Dag(
         name=name,
         nodes=nodes,
@@ -256,18 +258,18 @@ def build_dag(
     )
 
 
-def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limits: Limits | None) -> Node:
+def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limits: Limits) -> Node:
     if not isinstance(raw, Mapping):
         raise DagError(f"node #{position} must be an object")
     node_id = raw.get("id")
-    if not isinstance(node_id, str) or (limits is not None and not NODE_ID.fullmatch(node_id)):
+    if not isinstance(node_id, str) or not NODE_ID.fullmatch(node_id):
         raise DagError(
             f"node #{position} needs an 'id': ASCII letters, digits, '_' or '-', starting with a letter"
             f" or '_', at most 64 characters (got {_shown(node_id)})"
         )
     if node_id == templating.PARAMS:
         raise DagError("'params' is reserved for trigger parameters", node=node_id)
-    if node_id == templating.SECRETS and limits is not None:
+    if node_id == templating.SECRETS:
         raise DagError("'secrets' is reserved for {{ secrets.NAME }} references", node=node_id)
     unknown = set(raw) - NODE_KEYS
     if unknown:
@@ -298,20 +300,19 @@ def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limit
         config = {}
     if not isinstance(config, Mapping):
         raise DagError(f"node {node_id!r}: 'config' must be an object", node=node_id)
-    if limits is not None:
-        size = templating.json_size(config)
-        if size > limits.max_config_bytes:
-            raise DagError(
-                f"node {node_id!r}: config is {size} bytes, the limit is {limits.max_config_bytes}",
-                code="too_large",
-                node=node_id,
-            )
-        check = handlers.get(handler) if isinstance(handlers, Mapping) else None
-        if check is not None:
-            try:
-                check(config)
-            except ValueError as exc:
-                raise DagError(f"node {node_id!r}: {exc}", code="invalid_config", node=node_id) from None
+    size = templating.json_size(config)
+    if size > limits.max_config_bytes:
+        raise DagError(
+            f"node {node_id!r}: config is {size} bytes, the limit is {limits.max_config_bytes}",
+            code="too_large",
+            node=node_id,
+        )
+    check = handlers.get(handler) if isinstance(handlers, Mapping) else None
+    if check is not None:
+        try:
+            check(config)
+        except ValueError as exc:
+            raise DagError(f"node {node_id!r}: {exc}", code="invalid_config", node=node_id) from None
     condition = None
     if raw.get("condition") is not None:
         try:
@@ -323,7 +324,7 @@ def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limit
             limit, _ = parse_rate(config["rate_limit"])
         except ValueError as exc:
             raise DagError(f"node {node_id!r}: {exc}", node=node_id) from None
-        if limit == 0 and limits is not None:
+        if limit == 0:
             raise DagError(
                 f"node {node_id!r}: rate_limit {config['rate_limit']!r} allows no call; a node's "
                 "rate_limit can only tighten the operator's RATE_LIMITS (the stricter applies)",
@@ -331,9 +332,53 @@ def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limit
             )
     map_over = _parse_map_over(raw.get("map_over"), node_id)
     paths = set(templating.iter_references(config))
-    if limits is not None:
-        _check_paths(paths | ({map_over} if map_over else set()), condition, node_id)
-        _check_secret_references(config, condition, node_id)
+    _check_paths(paths | ({map_over} if map_over else set()), condition, node_id)
+    _check_secret_references(config, condition, node_id)
+    references, static = _derived(handler, paths, condition, map_over)
+    return Node(
+        id=node_id,
+        handler=handler,
+        dependencies=tuple(dependencies),
+        config=dict(config),
+        condition=condition,
+        references=references,
+        static=static,
+        retry=_parse_retry(raw.get("retry"), node_id, limits),
+        timeout_seconds=_optional_positive_number(
+            raw.get("timeout_seconds"), f"node {node_id!r}: 'timeout_seconds'", node=node_id
+        ),
+        map_over=map_over,
+    )
+
+
+def _stored_node(raw: Mapping) -> Node:
+    """A node of a stored definition (`Node.to_json`'s form), checked when it was submitted, maybe
+    under older rules or limits that are not applied again: only what the engine derives from it
+    is worked out. Every process compiles each definition it runs, 50,000 nodes included."""
+    node_id, handler = raw["id"], raw["handler"]
+    config = raw.get("config") or {}
+    condition = None if raw.get("condition") is None else compile_condition(raw["condition"])
+    map_over = _parse_map_over(raw.get("map_over"), node_id)
+    references, static = _derived(handler, set(templating.iter_references(config)), condition, map_over)
+    retry = raw.get("retry")
+    return Node(
+        id=node_id,
+        handler=handler,
+        dependencies=tuple(raw.get("dependencies") or ()),
+        config=config,
+        condition=condition,
+        references=references,
+        static=static,
+        retry=None if retry is None else dict(retry),
+        timeout_seconds=raw.get("timeout_seconds"),
+        map_over=map_over,
+    )
+
+
+def _derived(
+    handler: str, paths: set[str], condition: Condition | None, map_over: str | None
+) -> tuple[frozenset[str], bool]:
+    """(the node ids the node reads, whether it is static) from its template paths."""
     # Secrets are the worker's to reveal: they neither make a node dynamic nor name an ancestor.
     references = {path.split(".", 1)[0] for path in paths} - {templating.SECRETS}
     if map_over is not None:  # the item and its index are not nodes
@@ -342,20 +387,7 @@ def _parse_node(raw: Any, position: int, handlers: Collection[str] | None, limit
     if condition is not None:
         references |= condition.references
     references.discard(templating.PARAMS)
-    return Node(
-        id=node_id,
-        handler=handler,
-        dependencies=tuple(dependencies),
-        config=dict(config),
-        condition=condition,
-        references=frozenset(references),
-        static=static,
-        retry=_parse_retry(raw.get("retry"), node_id, limits),
-        timeout_seconds=_optional_positive_number(
-            raw.get("timeout_seconds"), f"node {node_id!r}: 'timeout_seconds'", node=node_id
-        ),
-        map_over=map_over,
-    )
+    return frozenset(references), static
 
 
 def _parse_map_over(raw: Any, node_id: str) -> str | None:
@@ -402,7 +434,7 @@ def _check_secret_references(config: Mapping, condition: Condition | None, node_
             )
 
 
-def _parse_retry(raw: Any, node_id: str, limits: Limits | None) -> dict | None:
+def _parse_retry(raw: Any, node_id: str, limits: Limits) -> dict | None:
     if raw is None:
         return None
     if not isinstance(raw, Mapping) or set(raw) - RETRY_KEYS:
@@ -413,8 +445,7 @@ def _parse_retry(raw: Any, node_id: str, limits: Limits | None) -> dict | None:
     attempts = raw.get("max_attempts", 1)
     if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
         raise DagError(f"node {node_id!r}: retry.max_attempts must be an integer >= 1", node=node_id)
-    # Not for stored definitions: one accepted before the bound existed must still load.
-    if limits is not None and attempts > limits.max_retry_attempts:
+    if attempts > limits.max_retry_attempts:
         raise DagError(
             f"node {node_id!r}: retry.max_attempts is {attempts}, the limit is {limits.max_retry_attempts}",
             code="too_large",

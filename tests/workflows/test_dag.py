@@ -506,6 +506,13 @@ def test_to_json_round_trips_through_from_definition():
         ),
         node("yes", "check", condition="{{ check.result }} == True"),
         node("no", "check", condition="not {{ check.result }}", config={"p": "{{ params.p }}"}),
+        node(
+            "each",
+            "start",
+            map_over="{{ start.items }}",
+            config={"v": ["{{ item }}", {"at": "{{ index }}"}], "key": "{{ secrets.API_KEY }}"},
+        ),
+        node("plain", "start", config={"k": ["text", {"n": 1.5, "b": True, "z": None}]}),
         strict_templates=True,
     )
 
@@ -513,6 +520,8 @@ def test_to_json_round_trips_through_from_definition():
     rebuilt = from_definition(definition, name="again")
 
     assert rebuilt.nodes == dag.nodes
+    assert [n.id for n in rebuilt.nodes.values() if n.static] == ["start", "plain"]
+    assert rebuilt.nodes["each"].references == {"start"}
     assert rebuilt.children == dag.children
     assert rebuilt.roots == dag.roots
     assert rebuilt.topological_order == dag.topological_order
