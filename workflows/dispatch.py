@@ -22,6 +22,10 @@ class Dispatch:
     dead_letters: list[dict] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)  # executions that ended: wake their waiters
     stopped: list[str] = field(default_factory=list)  # executions that failed: workers stop their tasks
+    # Counted once it commits: (handler, outcome, seconds the handler ran or None) of each
+    # attempt recorded, and how many completions changed nothing (repeated, superseded, late).
+    outcomes: list[tuple[str, str, float | None]] = field(default_factory=list)
+    fenced: int = 0
 
     def without_failed(self, runs: dict[str, Run]) -> "Dispatch":
         """Drop tasks and retries of executions that failed in this same transaction, and have
@@ -34,7 +38,7 @@ class Dispatch:
         tasks = [t for t in self.tasks if alive(t)]
         retries = [(t, due) for t, due in self.delayed if alive(t)]
         stopped = [execution_id for execution_id, run in runs.items() if run.failure is not None]
-        return Dispatch(tasks, retries, self.dead_letters, self.finished, stopped)
+        return Dispatch(tasks, retries, self.dead_letters, self.finished, stopped, self.outcomes, self.fenced)
 
     def extend(self, other: "Dispatch") -> None:
         self.tasks += other.tasks
@@ -42,6 +46,8 @@ class Dispatch:
         self.dead_letters += other.dead_letters
         self.finished += other.finished
         self.stopped += other.stopped
+        self.outcomes += other.outcomes
+        self.fenced += other.fenced
 
 
 def task_message(run: Run, node_id: str, pk: int, attempt: int, config: dict) -> TaskMessage:

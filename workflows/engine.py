@@ -24,7 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from resilience.clock import SYSTEM, Clock
-from workflows import maps, metrics, signals, statements, subworkflows
+from workflows import maps, signals, statements, subworkflows
 from workflows.bulk_sql import from_db_json, index_paths_only
 from workflows.conditions import ConditionError
 from workflows.dag import SUBWORKFLOW, map_item_of
@@ -79,9 +79,10 @@ def completions_apply(completions: list[CompletionMessage], *, clock: Clock = SY
             succeeded.append((run, completion.node_id))
         else:
             failed.append((run, completion, accepted[key]))
-    metrics.COMPLETIONS_FENCED.inc(len(completions) - len(succeeded) - len(failed))
-    _count_outcomes(runs, [c for c in live if (c.task_id, c.attempt) in accepted])
-    dispatch = Dispatch()
+    dispatch = Dispatch(
+        outcomes=_outcomes(runs, [c for c in live if (c.task_id, c.attempt) in accepted]),
+        fenced=len(completions) - len(succeeded) - len(failed),
+    )
     handle_failures(failed, dispatch, now=clock.time())
     items = [(run, node_id) for run, node_id in succeeded if map_item_of(node_id)]
     if released is None:
@@ -119,13 +120,11 @@ def completions_commit_at_once(completions: list[CompletionMessage]) -> Dispatch
         runs[completion.execution_id].node_succeeded(completion.node_id, completion.output)
     ready = _ready_children(runs, at_once.released)
     load_outputs((run, node_id) for run, node_id, _, _ in ready)
-    _count_outcomes(runs, recorded)
     for execution_id, status in at_once.counted:
         run = runs[str(uuid.UUID(str(execution_id)))]
         run.counted(status, run.unfinished)
     _ended(list(runs.values()))
     duplicates = [c for c in live if (c.task_id, c.attempt) not in accepted]
-    metrics.COMPLETIONS_FENCED.inc(len(completions) - len(recorded))
     return Dispatch(
         tasks=[
             task_message(run, node_id, pk, attempt, run.dag.nodes[node_id].config)
@@ -133,6 +132,8 @@ def completions_commit_at_once(completions: list[CompletionMessage]) -> Dispatch
         ]
         + _children_left_queued(duplicates, runs),
         finished=[str(run.id) for run in runs.values() if run.ended_now],
+        outcomes=_outcomes(runs, recorded),
+        fenced=len(completions) - len(recorded),
     )
 
 
@@ -453,15 +454,17 @@ def _children_left_queued(duplicates: list[CompletionMessage], runs: dict[str, R
     return messages_for_queued(TaskRun.objects.filter(wanted), runs)
 
 
-def _count_outcomes(runs: dict[str, Run], recorded: list[CompletionMessage]) -> None:
+def _outcomes(runs: dict[str, Run], recorded: list[CompletionMessage]) -> list[tuple[str, str, float | None]]:
+    """(handler, outcome, seconds it ran) of each attempt recorded, for the metrics."""
+    outcomes = []
     for completion in recorded:
         handler = runs[completion.execution_id].dag.node_of(completion.node_id).handler
         outcome = "ok" if completion.ok else (completion.error or {}).get("category", "unknown")
-        metrics.TASK_OUTCOMES.labels(handler, outcome).inc()
+        ran = None
         if completion.started_at and completion.finished_at:
-            metrics.TASK_DURATION.labels(handler).observe(
-                max(0.0, completion.finished_at - completion.started_at)
-            )
+            ran = max(0.0, completion.finished_at - completion.started_at)
+        outcomes.append((handler, outcome, ran))
+    return outcomes
 
 
 def _mark_skipped(skipped: list[tuple[Run, str, int]], now: datetime) -> None:

@@ -90,6 +90,17 @@ def register_collector() -> None:
     REGISTRY.register(EngineCollector())
 
 
+def count_applied(outcomes: list[tuple[str, str, float | None]], fenced: int) -> None:
+    """A committed batch's recorded attempts (handler, outcome, seconds it ran) and fenced
+    completions. Counted after the commit, so a batch rolled back and applied again (one by one,
+    or after reconnecting) counts once."""
+    for handler, outcome, ran in outcomes:
+        TASK_OUTCOMES.labels(handler, outcome).inc()
+        if ran is not None:
+            TASK_DURATION.labels(handler).observe(ran)
+    COMPLETIONS_FENCED.inc(fenced)
+
+
 def count_reaper_sweep(done: dict[str, int]) -> None:
     """Count what one reaper sweep did (its summary, action -> how many)."""
     for action, count in done.items():

@@ -170,11 +170,12 @@ def batch_apply(completions: list[CompletionMessage], clock: Clock = SYSTEM) -> 
     """One batch as the orchestrator applies it: in one statement when it can, otherwise through
     the general path in one transaction. Returns what to publish."""
     dispatch = engine.completions_commit_at_once(completions)
-    if dispatch is not None:
-        return dispatch
-    # Atomic outside the pipeline: toggling autocommit inside one would cost two syncs.
-    with transaction.atomic(), pipelined():
-        return engine.completions_apply(completions, clock=clock)
+    if dispatch is None:
+        # Atomic outside the pipeline: toggling autocommit inside one would cost two syncs.
+        with transaction.atomic(), pipelined():
+            dispatch = engine.completions_apply(completions, clock=clock)
+    metrics.count_applied(dispatch.outcomes, dispatch.fenced)
+    return dispatch
 
 
 def _apply_one_by_one(completions: list[CompletionMessage], clock: Clock) -> Dispatch:
