@@ -99,6 +99,16 @@ class AsyncClient:
         """See `Client.tasks`: `async for task in client.tasks(id)`."""
         return self.pages(lambda offset: endpoints.tasks_page(execution_id, offset))
 
+    async def rerun(self, execution_id: str, idempotency_key: str | None = None) -> ExecutionChange:
+        """See `Client.rerun`."""
+        return await self.send(endpoints.rerun(execution_id, idempotency_key))
+
+    async def retrigger(
+        self, execution_id: str, params: dict | None = None, idempotency_key: str | None = None
+    ) -> RunAccepted:
+        """See `Client.retrigger`."""
+        return await self.send(endpoints.retrigger(execution_id, params, idempotency_key))
+
     async def cancel(self, execution_id: str) -> ExecutionChange:
         """See `Client.cancel`."""
         return await self.send(endpoints.cancel(execution_id))

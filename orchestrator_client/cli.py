@@ -72,20 +72,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     submit = commands.add_parser("submit", help="submit a workflow file and trigger it")
     submit.add_argument("file", type=Path, help="the workflow's JSON document ('-' for stdin)")
-    submit.add_argument("--params", default="{}", help='trigger params as JSON, e.g. \'{"data": "yes"}\'')
-    submit.add_argument(
-        "--wait",
-        nargs="?",
-        type=float,
-        const=float("inf"),
-        metavar="SECONDS",
-        help="wait until the execution ends (at most SECONDS) and print its final status",
-    )
-    submit.add_argument(
-        "--idempotency-key", help="the command run again with the same key submits and triggers only once"
-    )
-    submit.add_argument("--json", action="store_true", help="with --wait: the final status as JSON")
+    _params_option(submit)
+    _follow_options(submit, "submits and triggers only once")
     submit.set_defaults(command=submit_command)
+
+    rerun = commands.add_parser(
+        "rerun", help="run a failed, timed-out or cancelled execution again from its failure"
+    )
+    rerun.add_argument("execution_id")
+    _follow_options(rerun, "re-runs only once")
+    rerun.set_defaults(command=rerun_command)
+
+    retrigger = commands.add_parser("retrigger", help="start a new execution of an execution's workflow")
+    retrigger.add_argument("execution_id")
+    _params_option(retrigger)
+    _follow_options(retrigger, "starts only one execution")
+    retrigger.set_defaults(command=retrigger_command)
 
     status = commands.add_parser("status", help="an execution's status and node states")
     status.add_argument("execution_id")
@@ -118,6 +120,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _params_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--params", default="{}", help='trigger params as JSON, e.g. \'{"data": "yes"}\'')
+
+
+def _follow_options(command: argparse.ArgumentParser, once: str) -> None:
+    """--wait, --json and --idempotency-key, for the commands that start an execution."""
+    command.add_argument(
+        "--wait",
+        nargs="?",
+        type=float,
+        const=float("inf"),
+        metavar="SECONDS",
+        help="wait until the execution ends (at most SECONDS) and print its final status",
+    )
+    command.add_argument("--idempotency-key", help=f"the command run again with the same key {once}")
+    command.add_argument("--json", action="store_true", help="with --wait: the final status as JSON")
+
+
 def submit_command(client: Client, args: argparse.Namespace) -> int:
     """Submit and trigger; with --wait, follow it to the end and exit by how it ended."""
     dag, params = _read_json_file(args.file), _parse_json(args.params, "--params")
@@ -126,15 +146,32 @@ def submit_command(client: Client, args: argparse.Namespace) -> int:
     # The same command run again with the same key replays both answers instead of failing on
     # the second trigger (a key names one request: the trigger gets a key of its own).
     triggered = client.trigger(submitted.execution_id, params, idempotency_key=key and f"{key}/trigger")
-    print(f"execution {triggered.execution_id}: {triggered.status}", file=sys.stderr)
+    return _follow(client, triggered.execution_id, triggered.status, args)
+
+
+def rerun_command(client: Client, args: argparse.Namespace) -> int:
+    """Re-run from the failure, in place; with --wait, follow it to the end."""
+    rerun = client.rerun(args.execution_id, idempotency_key=args.idempotency_key)
+    return _follow(client, rerun.execution_id, rerun.status, args)
+
+
+def retrigger_command(client: Client, args: argparse.Namespace) -> int:
+    """A new execution of the same workflow; prints its id, or with --wait follows it."""
+    params = _parse_json(args.params, "--params")
+    started = client.retrigger(args.execution_id, params, idempotency_key=args.idempotency_key)
+    return _follow(client, started.execution_id, started.status, args)
+
+
+def _follow(client: Client, execution_id: str, status: str, args: argparse.Namespace) -> int:
+    """The execution just started: its id on stdout, or with --wait its final status, and the
+    exit code by how it ended."""
+    print(f"execution {execution_id}: {status}", file=sys.stderr)
     if args.wait is None:
-        print(submitted.execution_id)
+        print(execution_id)
         return DONE
     timeout = None if args.wait == float("inf") else args.wait
     with ProgressLine(sys.stderr) as progress:
-        final = client.wait(
-            submitted.execution_id, timeout, on_progress=progress, poll_seconds=WATCH_POLL_SECONDS
-        )
+        final = client.wait(execution_id, timeout, on_progress=progress, poll_seconds=WATCH_POLL_SECONDS)
     if args.json:
         print_json(final)
     else:

@@ -101,6 +101,18 @@ class Client:
         """Every task of the execution, page after page."""
         return self.pages(lambda offset: endpoints.tasks_page(execution_id, offset))
 
+    def rerun(self, execution_id: str, idempotency_key: str | None = None) -> ExecutionChange:
+        """Run a FAILED, TIMED_OUT or CANCELLED execution again from its failure, in place: the
+        nodes that did not complete run again, the completed keep their outputs (409 Conflict
+        for an execution in any other state)."""
+        return self.send(endpoints.rerun(execution_id, idempotency_key))
+
+    def retrigger(
+        self, execution_id: str, params: dict | None = None, idempotency_key: str | None = None
+    ) -> RunAccepted:
+        """Start a new execution of the same workflow with `params`; the old one is left as is."""
+        return self.send(endpoints.retrigger(execution_id, params, idempotency_key))
+
     def cancel(self, execution_id: str) -> ExecutionChange:
         """Cancel the execution (409 Conflict if it has already ended)."""
         return self.send(endpoints.cancel(execution_id))

@@ -165,6 +165,30 @@ def results(execution_id: str) -> Call[ExecutionResults]:
     return Call("GET", f"workflow/{_segment(execution_id)}/results", _as(ExecutionResults))
 
 
+def rerun(execution_id: str, idempotency_key: str | None = None) -> Call[ExecutionChange]:
+    """Run a FAILED, TIMED_OUT or CANCELLED execution again from its failure: the nodes that did
+    not complete run with fresh attempts, the completed ones keep their outputs."""
+    return Call(
+        "POST",
+        f"workflow/{_segment(execution_id)}/rerun",
+        _as(ExecutionChange),
+        headers=_idempotency(idempotency_key),
+    )
+
+
+def retrigger(
+    execution_id: str, params: dict | None = None, idempotency_key: str | None = None
+) -> Call[RunAccepted]:
+    """Start a new execution of the execution's workflow, with `params` (the old one stays)."""
+    return Call(
+        "POST",
+        f"workflow/{_segment(execution_id)}/retrigger",
+        _as(RunAccepted),
+        body={"params": params or {}},
+        headers=_idempotency(idempotency_key),
+    )
+
+
 def cancel(execution_id: str) -> Call[ExecutionChange]:
     """Cancel the execution: queued tasks are dropped, running handlers asked to stop."""
     return Call("DELETE", f"workflow/{_segment(execution_id)}", _as(ExecutionChange))

@@ -31,7 +31,7 @@ class Submitted:
 
 @dataclasses.dataclass(frozen=True)
 class ExecutionChange:
-    """What trigger and cancel answer: the execution's status after the change."""
+    """What trigger, rerun and cancel answer: the execution's status after the change."""
 
     SCHEMA: ClassVar[str] = "ExecutionChange"
 
@@ -42,7 +42,8 @@ class ExecutionChange:
 
 @dataclasses.dataclass(frozen=True)
 class RunAccepted:
-    """`run()` when the execution had not ended within `wait`: it goes on; follow it with `wait()`."""
+    """A new execution, under way: what `retrigger()` answers, and `run()` when the execution had
+    not ended within `wait`. Follow it with `wait()`."""
 
     SCHEMA: ClassVar[str] = "ExecutionStarted"
 

@@ -57,12 +57,20 @@ def test_cancel_and_dead_letters(async_client_factory):
             failed = await client.wait(flaky.execution_id, timeout=60)
             letters = [letter async for letter in client.dead_letters(execution=flaky.execution_id)]
             discarded = await client.dead_letter_discard(letters[0].id, note="known")
-            return cancelled, failed, letters, discarded
+            rerun = await client.rerun(flaky.execution_id)
+            retriggered = await client.retrigger(flaky.execution_id)
+            ends = await asyncio.gather(
+                client.wait(flaky.execution_id, timeout=60), client.wait(retriggered.execution_id, timeout=60)
+            )
+            return cancelled, failed, letters, discarded, rerun, retriggered, ends
 
-    cancelled, failed, letters, discarded = asyncio.run(flow())
+    cancelled, failed, letters, discarded, rerun, retriggered, ends = asyncio.run(flow())
 
     assert cancelled.status == "CANCELLED" and failed.status == "FAILED"
     assert [letter.status for letter in letters] == ["OPEN"] and discarded.status == "DISCARDED"
+    assert (rerun.execution_id, rerun.status) == (failed.execution_id, "RUNNING")
+    assert retriggered.execution_id != failed.execution_id
+    assert [end.status for end in ends] == ["FAILED", "FAILED"]  # the node fails every attempt
 
 
 def test_typed_errors(live_api):

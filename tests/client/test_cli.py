@@ -118,6 +118,29 @@ def test_a_failed_execution_exits_1_and_its_dead_letter_is_triaged(live_api):
     assert discarded.returncode == 0 and json.loads(discarded.stdout)["note"] == "known failure"
 
 
+def test_retrigger_and_rerun_follow_the_execution_they_start(live_api):
+    env = live_api.env()
+    first = json.loads(
+        cli(env, "submit", CONDITIONAL, "--params", '{"data": "yes"}', "--wait", "--json").stdout
+    )
+
+    retriggered = cli(
+        env, "retrigger", first["execution_id"], "--params", '{"data": "no"}', "--wait", "--json"
+    )
+    slow = cli(env, "submit", "-", stdin=json.dumps(dags.slow(2))).stdout.strip()
+    cli(env, "cancel", slow)
+    rerun = cli(env, "rerun", slow, "--wait", "60")
+    finished = cli(env, "rerun", slow)
+
+    assert retriggered.returncode == 0, retriggered.stderr
+    second = json.loads(retriggered.stdout)
+    assert second["execution_id"] != first["execution_id"] and second["workflow_id"] == first["workflow_id"]
+    assert second["node_statuses"]["false_branch"] == "COMPLETED"
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.splitlines()[0] == f"execution {slow} (slow): COMPLETED"
+    assert finished.returncode == 1 and "(HTTP 409)" in finished.stderr
+
+
 def test_submit_run_again_with_its_idempotency_key_starts_one_execution(live_api):
     key = ["--idempotency-key", f"nightly-{uuid.uuid4()}"]
 

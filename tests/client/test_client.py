@@ -152,6 +152,37 @@ def test_a_failing_node_is_triaged_through_its_dead_letters(client):
     assert statuses == ["DISCARDED", "RETRIED"]
 
 
+def test_a_cancelled_execution_is_rerun_from_where_it_stopped(client):
+    submitted = client.submit(dags.slow(2))
+    client.trigger(submitted.execution_id)
+    client.cancel(submitted.execution_id)
+    assert client.wait(submitted.execution_id, timeout=30).status == "CANCELLED"
+
+    rerun = client.rerun(submitted.execution_id, idempotency_key=f"rerun-{uuid.uuid4()}")
+    final = client.wait(submitted.execution_id, timeout=60)
+
+    assert (rerun.execution_id, rerun.status) == (submitted.execution_id, "RUNNING")
+    assert final.status == "COMPLETED" and final.node_statuses == {"nap": "COMPLETED"}
+    with pytest.raises(Conflict) as again:
+        client.rerun(submitted.execution_id)
+    assert again.value.status == 409
+
+
+def test_retrigger_starts_a_new_execution_of_the_workflow_with_new_params(client):
+    submitted = client.submit(dags.conditional())
+    client.trigger(submitted.execution_id, params={"data": "yes"})
+    first = client.wait(submitted.execution_id, timeout=60)
+
+    started = client.retrigger(submitted.execution_id, params={"data": "no"})
+    second = client.wait(started.execution_id, timeout=60)
+
+    assert isinstance(started, RunAccepted) and started.workflow_id == submitted.workflow_id
+    assert started.execution_id != submitted.execution_id
+    assert second.status == "COMPLETED" and second.node_statuses["true_branch"] == "SKIPPED"
+    assert client.status(submitted.execution_id) == first  # the old one is left as it was
+    assert client.results(started.execution_id).outputs["start"] == {"data": "no"}
+
+
 def test_an_unknown_execution_is_not_found(client):
     missing = str(uuid.uuid4())
 
