@@ -51,6 +51,9 @@ class Reaper:
             raise
 
     def _sweep(self) -> dict[str, int]:
+        # First, and needing only PostgreSQL: a Redis that refuses writes (full) or answers
+        # nothing fails the passes below, and deadlines must hold through that.
+        timed_out = self.time_out_executions()
         if not self.streams.survived():
             # Also true on the very first sweep against a fresh Redis: only queued work makes it
             # worth a warning.
@@ -83,7 +86,7 @@ class Reaper:
             "completions_reclaimed": self.reclaim_completions() if reclaiming else 0,
             "republished": self.republish_lost(everything=everything),
             "subworkflows_reported": self.report_ended_subworkflows(),
-            "timed_out": self.time_out_executions(),
+            "timed_out": timed_out,
         }
 
     def move_due_delayed(self) -> int:
@@ -163,7 +166,9 @@ class Reaper:
         return len(completions)
 
     def time_out_executions(self) -> int:
-        """RUNNING executions past their deadline end TIMED_OUT; what is left is cancelled."""
+        """RUNNING executions past their deadline end TIMED_OUT; what is left is cancelled. The
+        stop flag that tells workers goes out after the commit, logged if Redis refuses it: then
+        a running handler goes on to its own end, and its completion is fenced off."""
         due = Execution.objects.filter(
             status=Execution.Status.RUNNING, deadline__lt=self.clock.now()
         ).values_list("id", flat=True)[:REPUBLISH_BATCH]

@@ -1,7 +1,7 @@
 """Redis taken away without a restart: paused (SIGSTOP: a hung server, which accepts connections
 and answers nothing) and full (maxmemory with noeviction: every write refused). The runners wait
-it out without a hot loop or a crash, the API never answers 500, and once Redis is back every
-execution completes, each effect once."""
+it out without a hot loop or a crash, the API never answers 500, deadlines still hold, and once
+Redis is back every execution completes, each effect once."""
 
 import json
 import signal
@@ -10,9 +10,11 @@ import time
 
 import httpx
 import pytest
+import redis
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.faults.dags import node, workflow
 from tests.faults.ledger import EFFECT
 from tests.faults.outcomes import (
     assert_effects_once,
@@ -24,7 +26,7 @@ from tests.faults.outcomes import (
 )
 from tests.faults.servers import free_port
 from tests.polling import poll_until
-from workflows.models import TaskRun
+from workflows.models import Execution, TaskRun
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
@@ -211,3 +213,41 @@ def test_redis_full_publishes_fail_visibly_tasks_wait_queued_then_go_out_each_ef
     events = [(e.get("event"), e.get("what")) for e in log_events(orchestrator.log())]
     assert ("outage_over", "publish_tasks") in events, events
     assert answers in ([201, 202], [201, 503], [503]), answers
+
+
+def test_a_deadline_that_passes_while_redis_is_full_still_times_the_execution_out(
+    throwaway_redis, fleet, api
+):
+    """Redis refuses every write from before the workflow's 2 s timeout until after it. Bounds:
+    the execution is TIMED_OUT in PostgreSQL within 5 s of its deadline, Redis still full (a
+    deadline is the database's to enforce, whatever the reaper's Redis passes meet), and its
+    node is CANCELLED."""
+    server = throwaway_redis(appendonly=False)
+    fleet.env["REDIS_URL"] = server.url
+    fleet.start_engine(workers=1)
+    execution_id = api.run(
+        workflow(
+            "deadline while full",
+            node("long", handler="delay", config={"seconds": 60}),
+            timeout_seconds=2,
+        )
+    )
+    poll_until(lambda: api.status(execution_id)["node_statuses"]["long"] == "RUNNING", what="the task to run")
+    admin = server.client()
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", max(1, admin.info("memory")["used_memory"] // 2))
+    try:
+        execution = Execution.objects.get(pk=execution_id)
+        ended = poll_until(
+            lambda: Execution.objects.filter(pk=execution_id, status=Execution.Status.TIMED_OUT).first(),
+            what="the execution to time out",
+            timeout=max(0.0, (execution.deadline - execution.started_at).total_seconds()) + 5.0,
+        )
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            admin.set("still full?", 1)
+    finally:
+        admin.config_set("maxmemory", 0)
+        admin.close()
+
+    assert ended.error["code"] == "workflow_timeout"
+    assert api.status(execution_id)["node_statuses"] == {"long": "CANCELLED"}
