@@ -127,7 +127,7 @@ def test_retrigger_and_rerun_follow_the_execution_they_start(live_api):
     retriggered = cli(
         env, "retrigger", first["execution_id"], "--params", '{"data": "no"}', "--wait", "--json"
     )
-    slow = cli(env, "submit", "-", stdin=json.dumps(dags.slow(2))).stdout.strip()
+    slow = cli(env, "submit", "-", stdin=json.dumps(dags.slow(5))).stdout.strip()
     cli(env, "cancel", slow)
     rerun = cli(env, "rerun", slow, "--wait", "60")
     finished = cli(env, "rerun", slow)
