@@ -137,6 +137,12 @@ def insert_rows(
         )
 
 
+def sqlite_chunks(rows: Sequence) -> Iterator[Sequence]:
+    """`rows` in slices of SQLITE_CHUNK_ROWS, each few enough parameters for one SQLite statement."""
+    for start in range(0, len(rows), SQLITE_CHUNK_ROWS):
+        yield rows[start : start + SQLITE_CHUNK_ROWS]
+
+
 def _sqlite_in_chunks(
     cursor, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]], statement, *, fetch: bool
 ) -> list[tuple]:
@@ -144,8 +150,7 @@ def _sqlite_in_chunks(
     as a VALUES list of parameters; the rows read back when `fetch`."""
     results: list[tuple] = []
     row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    for start in range(0, len(rows), SQLITE_CHUNK_ROWS):
-        chunk = rows[start : start + SQLITE_CHUNK_ROWS]
+    for chunk in sqlite_chunks(rows):
         cursor.execute(statement(f"VALUES {', '.join([row_sql] * len(chunk))}"), _flat(columns, chunk))
         if fetch:
             results.extend(cursor.fetchall())
