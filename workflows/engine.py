@@ -24,7 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from resilience.clock import SYSTEM, Clock
-from workflows import maps, signals, statements, subworkflows
+from workflows import maps, signals, statements, stop_flags, subworkflows
 from workflows.bulk_sql import from_db_json, index_paths_only
 from workflows.conditions import ConditionError
 from workflows.dag import SUBWORKFLOW, map_item_of
@@ -34,7 +34,6 @@ from workflows.failures import fail_before_dispatch, handle_failures
 from workflows.messages import CompletionMessage, TaskMessage, from_epoch
 from workflows.models import Execution, TaskRun
 from workflows.runs import Run, lock_runs, runs_from
-from workflows.streams import get_streams
 from workflows.templating import PARAMS, TemplateError, resolve
 
 log = structlog.get_logger(__name__)
@@ -388,9 +387,10 @@ def execution_stop(*, execution_id: uuid.UUID, status: str, error: dict) -> bool
             return False
         now = timezone.now()
         cancel_open_tasks(execution_id, now)
-        Execution.objects.filter(pk=execution_id).update(status=status, finished_at=now, error=error)
-        streams = get_streams()
-        transaction.on_commit(lambda: streams.set_cancelled(str(execution_id)), robust=True)
+        Execution.objects.filter(pk=execution_id).update(
+            status=status, finished_at=now, error=error, stop_flag_stale=True
+        )
+        stop_flags.sync_after_commit(execution_id)
         signals.execution_stopped(str(execution_id), run.workflow_id, status)
         if run.parent_task_id:
             subworkflows.children_ended([(run.id, run.parent_task_id, status, error)])

@@ -71,6 +71,9 @@ class Execution(models.Model):
         related_name="child_executions",
         db_index=False,  # the partial index below: most executions have no parent
     )
+    # Its Redis stop flag may not match its status yet: set by whoever ends it or runs it again,
+    # cleared once Redis has taken the change (workflows/stop_flags.py).
+    stop_flag_stale = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -99,6 +102,10 @@ class Execution(models.Model):
                 fields=["parent_task"],
                 name="execution_parent_task",
                 condition=models.Q(parent_task__isnull=False),
+            ),
+            # Reaper: stop flags Redis has not taken yet (stop_flags.sync).
+            models.Index(
+                fields=["id"], name="execution_stop_flag_stale", condition=models.Q(stop_flag_stale=True)
             ),
         ]
 

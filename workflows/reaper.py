@@ -13,7 +13,7 @@ import structlog
 
 from resilience.clock import SYSTEM, Clock
 from resilience.errors import simple_error
-from workflows import dispatch, runs, services, subworkflows
+from workflows import dispatch, runs, services, stop_flags, subworkflows
 from workflows.messages import CompletionMessage, MessageError, decode_task
 from workflows.models import Execution, TaskRun
 from workflows.runner import RETRY_MAX_SECONDS
@@ -81,6 +81,8 @@ class Reaper:
         if everything:
             self.redispatch_all_at = None
         return {
+            # First of the Redis passes: a re-run's lifted flag goes before its tasks go out again.
+            "stop_flags_synced": self.sync_stop_flags(),
             "delayed_moved": self.move_due_delayed(),
             "tasks_reclaimed": self.reclaim_tasks() if reclaiming else 0,
             "completions_reclaimed": self.reclaim_completions() if reclaiming else 0,
@@ -165,10 +167,18 @@ class Reaper:
             log.warning("subworkflow_completions_republished", count=len(completions))
         return len(completions)
 
+    def sync_stop_flags(self) -> int:
+        """Stop flags Redis refused when an execution ended or ran again (full, unreachable) are
+        sent now, so workers drop a stopped execution's tasks and run a resumed one's."""
+        synced = stop_flags.sync()
+        if synced:
+            log.warning("stop_flags_resent", count=synced)
+        return synced
+
     def time_out_executions(self) -> int:
         """RUNNING executions past their deadline end TIMED_OUT; what is left is cancelled. The
-        stop flag that tells workers goes out after the commit, logged if Redis refuses it: then
-        a running handler goes on to its own end, and its completion is fenced off."""
+        stop flag that tells workers goes out after the commit; if Redis refuses it, the
+        execution stays marked and `sync_stop_flags` sends it when Redis takes writes again."""
         due = Execution.objects.filter(
             status=Execution.Status.RUNNING, deadline__lt=self.clock.now()
         ).values_list("id", flat=True)[:REPUBLISH_BATCH]

@@ -9,7 +9,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from dlq.models import DeadLetter
-from workflows import engine, maps, permissions, runs, services
+from workflows import engine, maps, permissions, runs, services, stop_flags
 from workflows.models import Execution, TaskRun
 from workflows.services import Conflict, NotFound
 from workflows.streams import get_streams
@@ -78,7 +78,7 @@ def tasks_resume(run: runs.Run, failed: QuerySet[TaskRun]) -> None:
         _reopen(run)
         # Registered before the publish below, so it runs first: workers must not drop the new
         # tasks for a stop flag that is about to go.
-        transaction.on_commit(lambda: streams.resume(str(run.id)), robust=True)
+        stop_flags.sync_after_commit(run.id)
     ready = TaskRun.objects.filter(
         execution_id=run.id, status=TaskRun.Status.PENDING, pending_dependencies=0
     ).values_list("id", "node_id", "attempt")
@@ -108,6 +108,7 @@ def _reopen(run: runs.Run) -> None:
         error=None,
         unfinished_tasks=unfinished,
         deadline=deadline,
+        stop_flag_stale=True,
     )
     run.reopen(unfinished, deadline)
 

@@ -379,11 +379,6 @@ class Streams:
             pipe.xadd(key, {"v": SCHEMA_VERSION}, maxlen=1, approximate=False)
             pipe.expire(key, FINISHED_TTL_SECONDS)
 
-    def resume(self, execution_id: str) -> None:
-        """The execution runs again (a dead letter retried): workers run its tasks again (no stop
-        flag), and waiters wait for its new end."""
-        self.client.delete(self.cancel_key(execution_id), self.finished_key(execution_id))
-
     def wait_finished(self, execution_id: str, timeout_seconds: float) -> bool:
         """Block until the execution is announced finished, at most `timeout_seconds`; one
         blocking read, no polling. True if it was announced."""
@@ -684,12 +679,16 @@ class Streams:
         return [int(n or 0) for n in self.client.mget(keys)]
 
     # Cancel flags and state shown to operators.
-    def set_cancelled(self, execution_id: str) -> None:
-        """The execution was stopped (cancel, timeout, failure): workers drop its tasks, waiters
-        wake."""
+    @_publishing
+    def sync_stop_flags(self, *, ended: Sequence[str] = (), live: Sequence[str] = ()) -> None:
+        """One round trip: `ended` executions were stopped (cancel, timeout, failure), so workers
+        drop their tasks and waiters wake; `live` ones run again (re-run, dead letter retried), so
+        workers run their tasks again (no stop flag) and waiters wait for their new end."""
         pipe = self.client.pipeline(transaction=True)
-        self._stop(pipe, [execution_id])
-        self._announce_finished(pipe, [execution_id])
+        self._stop(pipe, ended)
+        self._announce_finished(pipe, ended)
+        for execution_id in live:
+            pipe.delete(self.cancel_key(execution_id), self.finished_key(execution_id))
         pipe.execute()
 
     def _stop(self, pipe, execution_ids: Iterable[str]) -> None:

@@ -7,10 +7,9 @@ import structlog
 from django.db import transaction
 
 from dlq.models import DeadLetter
-from workflows import engine, permissions, rerun, runs
+from workflows import engine, permissions, rerun, runs, stop_flags
 from workflows.models import Execution, TaskRun
 from workflows.services import Conflict, NotFound, permission_require
-from workflows.streams import get_streams
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +44,8 @@ def dead_letter_discard(*, dead_letter_id: int, user, note: str = "") -> DeadLet
             )
             engine.finish_runs([run])
             # As any failure: the resumed siblings still out there are dropped or stopped.
-            transaction.on_commit(lambda: get_streams().set_cancelled(str(run.id)), robust=True)
+            Execution.objects.filter(pk=run.id).update(stop_flag_stale=True)
+            stop_flags.sync_after_commit(run.id)
         _resolve(letter, DeadLetter.Status.DISCARDED, user, note)
     log.info("dead_letter_discarded", dead_letter_id=dead_letter_id)
     return letter

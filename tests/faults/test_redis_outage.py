@@ -222,7 +222,9 @@ def test_a_deadline_that_passes_while_redis_is_full_still_times_the_execution_ou
     """Redis refuses every write from before the workflow's 2 s timeout until after it. Bounds:
     the execution is TIMED_OUT in PostgreSQL, Redis still full, within the reaper's longest
     backoff after a failed sweep (RETRY_MAX_SECONDS, 5 s) and 3 s more of its deadline (a deadline
-    is the database's to enforce, whatever the reaper's Redis passes meet), its node CANCELLED."""
+    is the database's to enforce, whatever the reaper's Redis passes meet), its node CANCELLED.
+    The stop flag Redis refused is not lost: once memory is freed, the reaper sends it and the
+    worker stops the 60 s handler and lets go of its task within the same bound."""
     server = throwaway_redis(appendonly=False)
     fleet.env["REDIS_URL"] = server.url
     fleet.start_engine(workers=1)
@@ -252,3 +254,8 @@ def test_a_deadline_that_passes_while_redis_is_full_still_times_the_execution_ou
 
     assert ended.error["code"] == "workflow_timeout"
     assert api.status(execution_id)["node_statuses"] == {"long": "CANCELLED"}
+    poll_until(
+        lambda: api.pending_tasks() == 0,
+        what="the worker to stop the timed-out handler, told by the stop flag the reaper re-sent",
+        timeout=RETRY_MAX_SECONDS + 3.0,
+    )

@@ -116,11 +116,11 @@ def test_waiting_on_someone_elses_execution_is_not_found(start_workflow, bob_cli
 def test_a_resumed_execution_is_waited_for_again_and_its_tasks_run_again(streams):
     """A retried dead letter resumes its failed execution: the next waiter waits for the new
     end, and workers no longer drop its tasks."""
-    streams.set_cancelled("e1")
+    streams.sync_stop_flags(ended=["e1"])
     assert streams.wait_finished("e1", 0.01)
     assert streams.cancelled_executions(["e1"]) == {"e1"}
 
-    streams.resume("e1")
+    streams.sync_stop_flags(live=["e1"])
 
     assert not streams.wait_finished("e1", 0.05)
     assert streams.cancelled_executions(["e1"]) == set()

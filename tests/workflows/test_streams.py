@@ -304,7 +304,7 @@ def test_two_copies_of_one_delivery_in_a_batch_run_once(streams):
 
 def test_admit_refuses_a_cancelled_execution(streams):
     other = str(uuid.UUID(int=2))
-    streams.set_cancelled(EXECUTION_ID)
+    streams.sync_stop_flags(ended=[EXECUTION_ID])
 
     result = verdicts(streams, [task(1), task(2, execution_id=other)])
 

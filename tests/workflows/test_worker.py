@@ -58,7 +58,7 @@ def test_an_unreadable_entry_is_parked_and_does_not_cost_a_slot(streams, worker)
 
 
 def test_a_task_of_a_cancelled_execution_is_dropped_unrun(streams, worker):
-    streams.set_cancelled(EXECUTION_ID)
+    streams.sync_stop_flags(ended=[EXECUTION_ID])
     streams.publish_tasks([task(1)])
 
     worker.step()
