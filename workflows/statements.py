@@ -174,7 +174,10 @@ EXECUTIONS_COUNTED = SetUpdate(
     f"THEN {_LEFT} - c.c_finished ELSE 0 END, "
     "total_tasks = total_tasks + c.c_added, "
     f"finished_at = CASE WHEN {_ENDS} THEN c.c_now ELSE finished_at END, "
-    "error = coalesce(c.c_error, error)",
+    "error = coalesce(c.c_error, error), "
+    # A failure's stop flag goes out with the orchestrator's dispatch; marked too, so the reaper
+    # sends it again if that publish is lost with its orchestrator (stop_flags.py).
+    "stop_flag_stale = stop_flag_stale OR c.c_error IS NOT NULL",
     where=f"{EXECUTION}.id = c.c_execution AND {EXECUTION}.status = '{Execution.Status.RUNNING}'",
     returning=f"{EXECUTION}.id, {EXECUTION}.status, {EXECUTION}.unfinished_tasks",
 )

@@ -42,9 +42,8 @@ def dead_letter_discard(*, dead_letter_id: int, user, note: str = "") -> DeadLet
             run.fail(
                 letter.node_id, {"code": letter.code, "category": letter.category, "message": letter.message}
             )
-            engine.finish_runs([run])
+            engine.finish_runs([run])  # FAILED, and marked for its stop flag (stop_flags.py)
             # As any failure: the resumed siblings still out there are dropped or stopped.
-            Execution.objects.filter(pk=run.id).update(stop_flag_stale=True)
             stop_flags.sync_after_commit(run.id)
         _resolve(letter, DeadLetter.Status.DISCARDED, user, note)
     log.info("dead_letter_discarded", dead_letter_id=dead_letter_id)

@@ -107,3 +107,21 @@ def test_a_sync_follows_the_status_whichever_writer_marked_it(streams, start_wor
 
     assert streams.cancelled_executions([str(execution.pk)]) == set()
     assert not stale(execution)
+
+
+def test_a_failure_the_orchestrator_records_is_marked_so_a_lost_publish_is_made_good(
+    streams, start_workflow, worker, orchestrate
+):
+    """The orchestrator sends a failed execution's stop flag with its dispatch after commit; if it
+    dies in between, the reaper sends it from the mark."""
+    execution = start_workflow(TWO_ROOTS)
+    worker.fail(worker.take()["a"], permanent=True)
+    orchestrate()
+    assert Execution.objects.get(pk=execution.pk).status == Execution.Status.FAILED
+    streams.sync_stop_flags(live=[str(execution.pk)])  # as if that publish never happened
+    assert stale(execution)
+
+    assert reaper(streams).sync_stop_flags() == 1
+
+    assert streams.cancelled_executions([str(execution.pk)]) == {str(execution.pk)}
+    assert not stale(execution)
