@@ -169,11 +169,11 @@ class Reaper:
 
     def sync_stop_flags(self) -> int:
         """Stop flags Redis refused when an execution ended or ran again (full, unreachable) are
-        sent now, so workers drop a stopped execution's tasks and run a resumed one's."""
-        synced = stop_flags.sync()
-        if synced:
-            log.warning("stop_flags_resent", count=synced)
-        return synced
+        sent now, so workers drop a stopped execution's tasks and run a resumed one's. Failures
+        the orchestrator recorded come here too, their flag sent a second time (see
+        stop_flags.py): counted in the sweep's result, not logged as a problem. The refusals
+        themselves were logged when they happened (`stop_flag_deferred`)."""
+        return stop_flags.sync()
 
     def time_out_executions(self) -> int:
         """RUNNING executions past their deadline end TIMED_OUT; what is left is cancelled. The
