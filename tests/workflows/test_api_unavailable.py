@@ -50,6 +50,20 @@ def test_a_trigger_is_accepted_and_its_roots_wait_queued_for_redis(
     assert alice_client.get(f"/api/v1/workflow/{execution_id}").status_code == 200  # reads need no Redis
 
 
+def test_a_cancel_is_accepted_and_its_stop_flag_stays_owed_for_the_reaper(
+    alice_client, fast_password_hashing, streams, redis_down, django_capture_on_commit_callbacks
+):
+    execution_id = submit(alice_client, workflow({"id": "a", "handler": "input"}))["execution_id"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice_client.delete(f"/api/v1/workflow/{execution_id}")
+
+    assert response.status_code == 200, response.content
+    execution = Execution.objects.get(pk=execution_id)
+    assert execution.status == Execution.Status.CANCELLED
+    assert execution.stop_flag_stale, "Redis refused the flag: it stays owed (stop_flags.sync)"
+
+
 @pytest.mark.parametrize(
     "refusal",
     [
