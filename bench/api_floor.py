@@ -6,7 +6,7 @@ Starts gunicorn twice with gunicorn.conf.py (2 processes x 32 threads, as the be
 WSGI app that answers `{}`, once with the project, whose requests are an authenticated status
 read of an execution that does not exist (token lookup, throttle, one indexed SELECT, a JSON 404).
 
-    DATABASE_URL=... REDIS_URL=... SECRET_KEY=... python -m bench.api_floor [-n 1500]
+    DATABASE_URL=... REDIS_URL=... SECRET_KEY=... python -m bench.api_floor [-n 4500]
 """
 
 import argparse
@@ -19,7 +19,7 @@ import uuid
 
 from bench.engine_client import Http
 from bench.engine_stack import REPO, free_port
-from bench.procstat import CLOCK_TICKS, all_stats, descendants
+from bench.procstat import RoleMeter
 from bench.shapes import LOAD_CLIENTS
 
 REQUESTS_PER_WORKFLOW = 3  # the load shape: submit, trigger, one long poll
@@ -42,11 +42,6 @@ def api_token() -> str:
 
     user, _ = get_user_model().objects.get_or_create(username="apifloor", defaults={"is_staff": True})
     return Token.objects.get_or_create(user=user)[0].key
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    stats = all_stats()
-    return sum(stats[p].cpu_ticks for p in descendants(pid, stats)) / CLOCK_TICKS
 
 
 def measure(app: str, path: str, token: str, requests: int) -> tuple[float, float]:
@@ -89,9 +84,10 @@ def measure(app: str, path: str, token: str, requests: int) -> tuple[float, floa
                     http.request("GET", path)
 
         _run_clients(warm_up)
-        began_cpu, began = tree_cpu_seconds(server.pid), time.perf_counter()
+        meter = RoleMeter(lambda: {"api": [server.pid]}, rss_roles=())
+        began_cpu, began = meter.cpu(), time.perf_counter()
         _run_clients(client)
-        wall, cpu = time.perf_counter() - began, tree_cpu_seconds(server.pid) - began_cpu
+        wall, cpu = time.perf_counter() - began, meter.cpu().seconds_since(began_cpu)["api"]
         return requests / wall, cpu * 1000 / requests
     finally:
         server.terminate()
@@ -122,17 +118,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=4500, help="timed requests per server")
     args = parser.parse_args()
-    token = api_token()
+    token, cores = api_token(), os.cpu_count() or 1
     rows = [
         ("gunicorn alone", "bench.api_floor:bare", "/"),
         ("Django API, a status 404", "orchestrator_site.wsgi", f"/api/v1/workflow/{uuid.uuid4()}"),
     ]
     for name, app, path in rows:
         rate, cpu_ms = measure(app, path, token, args.n)
-        ceiling = 2000 / (cpu_ms * REQUESTS_PER_WORKFLOW)
+        ceiling = cores * 1000 / (cpu_ms * REQUESTS_PER_WORKFLOW)
         print(
-            f"{name}: {rate:.0f} requests/s, {cpu_ms:.2f} ms CPU per request; "
-            f"{REQUESTS_PER_WORKFLOW} per workflow on 2 cores and nothing else: <= {ceiling:.0f} workflows/s"
+            f"{name}: {rate:.0f} requests/s, {cpu_ms:.2f} ms CPU per request; {REQUESTS_PER_WORKFLOW} per "
+            f"workflow on {cores} cores and nothing else: <= {ceiling:.0f} workflows/s"
         )
 
 
